@@ -1,0 +1,140 @@
+"""Card rendering: the README.md of every dataset folder (and, later, of every checkpoint).
+
+Cards are built with huggingface_hub's card classes and written from the artefact itself: the
+counts and the validation report come from the build's `Report`s, never typed by hand.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from dataclasses import dataclass, field
+from importlib import metadata
+
+from huggingface_hub import DatasetCard, DatasetCardData
+
+from cards.corpus import Report
+
+
+@dataclass
+class DatasetDescription:
+    """What a generator says about its corpus; the numbers come from the reports."""
+
+    pretty_name: str
+    summary: str
+    config_notes: dict[str, str]
+    fields: dict[str, str]
+    checks: list[str]
+    seed: int
+    task_categories: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    packages: list[str] = field(default_factory=list)
+    license: str = "cc-by-4.0"
+    extra: str = ""
+
+
+def command_line(prog: str, argv: list[str] | None = None) -> str:
+    """The exact command that was run, quoted so it can be pasted back into a shell."""
+    return shlex.join([prog, *(sys.argv[1:] if argv is None else argv)])
+
+
+def size_category(total: int) -> str:
+    for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
+                        (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M")):
+        if total < limit:
+            return name
+    return "10M<n<100M"
+
+
+def dataset_card(description: DatasetDescription, reports: list[Report], command: str) -> str:
+    """The full README.md text: YAML header declaring the configs, then the card body."""
+    data = DatasetCardData(
+        pretty_name=description.pretty_name,
+        license=description.license,
+        language=["en"],
+        task_categories=description.task_categories or None,
+        size_categories=[size_category(sum(r.kept for r in reports))],
+        tags=description.tags or None,
+        configs=[_config_entry(report, i == 0) for i, report in enumerate(reports)],
+    )
+    body = "\n".join([
+        f"# {description.pretty_name}",
+        "",
+        description.summary,
+        "",
+        "## Use",
+        "",
+        "```python",
+        "from datasets import load_dataset",
+        f'ds = load_dataset("path/to/this/folder", "{reports[0].name}")',
+        "```",
+        "",
+        "## Configurations and splits",
+        "",
+        _table(["config", "contents", *reports[0].sizes],
+               [[r.name, description.config_notes.get(r.name, ""), *r.sizes.values()] for r in reports]),
+        "",
+        "## Fields",
+        "",
+        *[f"- `{name}`: {text}" for name, text in description.fields.items()],
+        "",
+        "## Validation",
+        "",
+        "Every record was checked before it was kept:",
+        "",
+        *[f"- {check}" for check in description.checks],
+        "",
+        "Candidates examined, rejected by reason, and dropped as duplicates or to keep a leakage group "
+        "(records sharing a normalised label) inside one split:",
+        "",
+        _report_table(reports),
+        "",
+        description.extra,
+        "## Reproduce",
+        "",
+        f"Seed {description.seed}. Generated with:",
+        "",
+        "```bash",
+        command,
+        "```",
+        "",
+        "Same command, same package versions: byte-identical files, whatever `--num-proc` is. Versions: "
+        + ", ".join(_versions(["interp-zoo", *description.packages])) + ".",
+        "",
+    ])
+    return DatasetCard(f"---\n{data.to_yaml()}\n---\n\n{body}").content
+
+
+def _config_entry(report: Report, default: bool) -> dict:
+    entry = {
+        "config_name": report.name,
+        "data_files": [{"split": split, "path": f"data/{report.name}/{split}-*"} for split in report.sizes],
+    }
+    if default:
+        entry["default"] = True
+    return entry
+
+
+def _report_table(reports: list[Report]) -> str:
+    reasons = sorted({reason for r in reports for reason in r.rejected})
+    header = ["config", "candidates", "kept", *[f"rejected: {reason}" for reason in reasons],
+              "duplicate prompt", "group's split full"]
+    rows = [[r.name, r.candidates, r.kept, *[r.rejected.get(reason, 0) for reason in reasons],
+             r.duplicates, r.split_full] for r in reports]
+    return _table(header, rows)
+
+
+def _table(header: list, rows: list[list]) -> str:
+    lines = ["| " + " | ".join(map(str, header)) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(map(str, row)) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _versions(packages: list[str]) -> list[str]:
+    found = []
+    for name in packages:
+        try:
+            found.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            found.append(f"{name} (not installed)")
+    return found

@@ -1,0 +1,79 @@
+"""Command-line conventions shared by every console script of the project.
+
+Bad input is one line on stderr and exit status 2, never a traceback. `Parser` makes argparse
+follow that rule, `UsageError` is what library code raises for bad input, and `run` turns it
+into the exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable, Sequence
+
+
+class UsageError(Exception):
+    """Bad input from the user: reported as one line and exit status 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are a single line, not the usage block."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        raise UsageError(message)
+
+
+def run(prog: str, main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None) -> int:
+    """Call `main(argv)`; report UsageError as `prog: error: ...` and return 2."""
+    try:
+        return main(argv)
+    except UsageError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def parse_levels(text: str, lowest: int, highest: int) -> list[int]:
+    """'3' -> [3]; '1-4' -> [1, 2, 3, 4]; '1,3,5' -> [1, 3, 5]. Raises UsageError when out of range."""
+    levels: list[int] = []
+    try:
+        for part in text.split(","):
+            first, _, last = part.strip().partition("-")
+            start, stop = int(first), int(last or first)
+            if start > stop:
+                raise ValueError
+            levels.extend(range(start, stop + 1))
+    except ValueError:
+        raise UsageError(f"--level: expected a level, a range like 1-4, or a list like 1,3; got {text!r}") from None
+    bad = [lvl for lvl in levels if not lowest <= lvl <= highest]
+    if bad:
+        raise UsageError(f"--level: level {bad[0]} does not exist (levels are {lowest} to {highest})")
+    return sorted(set(levels))

@@ -1,0 +1,205 @@
+"""The corpus core shared by every generator: randomness, parallel generation, de-duplication, splits.
+
+A generator supplies, per configuration, a function `make(index) -> Candidate` that is a pure
+function of the index: its randomness comes from `item_rng(seed, generator, config, index)`, a
+hash of all four, so items are random-access and neighbouring seeds share nothing. `build` runs
+`make` over consecutive indices on `num_proc` workers, consumes the results strictly in index order
+(so the output does not depend on the worker count), drops rejected candidates and duplicate
+prompts, assigns each leakage group (e.g. normalised label + schema) to exactly one split, and
+streams the kept records into a Hub-ready folder.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import hashlib
+import multiprocessing
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pyarrow as pa
+from tqdm.auto import tqdm
+
+from cards.cli import UsageError
+from cards.dataset_folder import DatasetFolder, check_target
+
+SPLITS = ("train", "validation", "test")
+
+
+def stable_hash(*parts: object) -> int:
+    """A 64-bit hash of the parts' text, identical across processes and runs."""
+    text = "\x1f".join(str(part) for part in parts)
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+
+
+def item_rng(seed: int, generator: str, config: str, index: int) -> random.Random:
+    """The random stream of one item, derived by hashing (seed, generator, config, index)."""
+    return random.Random(stable_hash(seed, generator, config, index))
+
+
+@dataclass
+class Candidate:
+    """What `make(index)` returns: a record, or the reason it was rejected.
+
+    `prompt_key` de-duplicates (the same prompt is kept once); `group_key` is the leakage group:
+    all records of one group land in the same split.
+    """
+
+    record: dict | None
+    rejected: str | None = None
+    prompt_key: str = ""
+    group_key: str = ""
+
+
+@dataclass
+class Config:
+    """One configuration (a level, a size) of a corpus: how to make items and how many per split."""
+
+    name: str
+    make: Callable[[int], Candidate]
+    sizes: dict[str, int]
+    chunk: int = 256
+
+
+@dataclass
+class Report:
+    """What happened while building one configuration; the dataset card is written from it."""
+
+    name: str
+    sizes: dict[str, int]
+    candidates: int = 0
+    rejected: collections.Counter = field(default_factory=collections.Counter)
+    duplicates: int = 0
+    split_full: int = 0
+
+    @property
+    def kept(self) -> int:
+        return sum(self.sizes.values())
+
+
+def split_sizes(total: int, fractions: dict[str, float]) -> dict[str, int]:
+    """Exact per-split counts that add up to `total` (largest remainder)."""
+    if total < 0:
+        raise UsageError("the number of examples must be >= 0")
+    raw = {split: total * frac / sum(fractions.values()) for split, frac in fractions.items()}
+    sizes = {split: int(value) for split, value in raw.items()}
+    by_remainder = sorted(raw, key=lambda s: (sizes[s] - raw[s], list(raw).index(s)))
+    for split in by_remainder[: total - sum(sizes.values())]:
+        sizes[split] += 1
+    return sizes
+
+
+def build(
+    out: str | Path,
+    configs: list[Config],
+    schema: pa.Schema,
+    render_card: Callable[[list[Report]], str],
+    num_proc: int = 1,
+    overwrite: bool = False,
+    extra_files: Callable[[Path, list[Report]], None] | None = None,
+) -> list[Report]:
+    """Generate every configuration into the Hub-ready folder `out`, atomically."""
+    check_target(Path(out), overwrite)
+    reports = []
+    with DatasetFolder(out, overwrite) as folder:
+        for config in configs:
+            writers = {s: folder.split_writer(config.name, s, n, schema) for s, n in config.sizes.items()}
+            reports.append(_fill(config, writers, num_proc))
+            for writer in writers.values():
+                writer.close()
+        if extra_files is not None:
+            extra_files(folder.tmp, reports)
+        folder.write_text("README.md", render_card(reports))
+    return reports
+
+
+def _fill(config: Config, writers: dict, num_proc: int) -> Report:
+    report = Report(config.name, {split: 0 for split in config.sizes})
+    targets = dict(config.sizes)
+    total = sum(targets.values())
+    seen_prompts: set[int] = set()
+    group_split: dict[int, str] = {}
+    stall_limit = max(50_000, 200 * config.chunk)
+    since_last_kept = 0
+    bar = tqdm(total=total, desc=config.name, unit="ex", disable=None, leave=False)
+    with contextlib.closing(_candidates(config, num_proc)) as candidates, bar:
+        for candidate in candidates:
+            if report.kept == total:
+                break
+            report.candidates += 1
+            since_last_kept += 1
+            if since_last_kept > stall_limit:
+                raise UsageError(
+                    f"{config.name}: only {report.kept} distinct items could be made of the {total} asked for; "
+                    "ask for fewer examples"
+                )
+            record, reason, prompt_hash, group_hash = candidate
+            if record is None:
+                report.rejected[reason] += 1
+                continue
+            if prompt_hash in seen_prompts:
+                report.duplicates += 1
+                continue
+            split = group_split.get(group_hash) or _choose_split(group_hash, report.sizes, targets)
+            group_split[group_hash] = split
+            if report.sizes[split] >= targets[split]:
+                report.split_full += 1
+                continue
+            seen_prompts.add(prompt_hash)
+            writers[split].add(record)
+            report.sizes[split] += 1
+            since_last_kept = 0
+            bar.update(1)
+    return report
+
+
+def _choose_split(group_hash: int, filled: dict[str, int], targets: dict[str, int]) -> str:
+    """A new group's split: drawn by the group's hash in proportion to the targets, else the first with room."""
+    total = sum(targets.values()) or 1
+    point = (group_hash % 1_000_003) / 1_000_003 * total
+    for split, size in targets.items():
+        if point < size and filled[split] < size:
+            return split
+        point -= size
+    return next((s for s in targets if filled[s] < targets[s]), next(iter(targets)))
+
+
+_worker_make: Callable[[int], Candidate] | None = None
+
+
+def _init_worker(make: Callable[[int], Candidate]) -> None:
+    global _worker_make
+    _worker_make = make
+
+
+def _run_chunk(bounds: tuple[int, int]) -> list[tuple]:
+    return [_summarise(_worker_make(i)) for i in range(*bounds)]
+
+
+def _summarise(candidate: Candidate) -> tuple:
+    return (
+        candidate.record,
+        candidate.rejected,
+        stable_hash(candidate.prompt_key),
+        stable_hash(candidate.group_key),
+    )
+
+
+def _candidates(config: Config, num_proc: int) -> Iterator[tuple]:
+    """Candidates for index 0, 1, 2, ... in order, computed by `num_proc` workers."""
+    chunks = ((start, start + config.chunk) for start in range(0, 1 << 62, config.chunk))
+    if num_proc <= 1:
+        _init_worker(config.make)
+        for bounds in chunks:
+            yield from _run_chunk(bounds)
+        return
+    context = multiprocessing.get_context("fork")
+    with context.Pool(num_proc, initializer=_init_worker, initargs=(config.make,)) as pool:
+        in_flight = collections.deque(pool.apply_async(_run_chunk, (next(chunks),)) for _ in range(num_proc * 3))
+        while True:
+            results = in_flight.popleft().get()
+            in_flight.append(pool.apply_async(_run_chunk, (next(chunks),)))
+            yield from results

@@ -1,0 +1,118 @@
+"""A Hub-ready dataset folder, written atomically.
+
+Layout: `data/<config>/<split>-NNNNN-of-NNNNN.parquet` plus a `README.md` (the dataset card, whose
+YAML header declares the configs). Everything is written into a hidden temporary folder beside the
+target and renamed into place at the end, so an interrupted run leaves no half-written output.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import signal
+import tempfile
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from cards.cli import UsageError
+
+ROWS_PER_SHARD = 250_000
+ROWS_PER_GROUP = 10_000
+
+
+def check_target(out: Path, overwrite: bool) -> None:
+    """Refuse, before any work, an output folder that exists (without overwrite) or can't be made."""
+    if out.exists() and not overwrite:
+        raise UsageError(f"output folder {out} already exists (pass --overwrite to replace it)")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"output path {out} exists and is not a folder")
+    parent = out.resolve().parent
+    if not parent.is_dir():
+        raise UsageError(f"cannot create {out}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise UsageError(f"cannot create {out}: folder {parent} is not writable")
+
+
+class DatasetFolder:
+    """Context manager: a temporary folder that becomes `out` only if the block succeeds."""
+
+    def __init__(self, out: str | Path, overwrite: bool = False):
+        self.out = Path(out)
+        self.overwrite = overwrite
+        check_target(self.out, overwrite)
+
+    def __enter__(self) -> "DatasetFolder":
+        parent = self.out.resolve().parent
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.tmp-", dir=parent))
+        self._old_sigterm = signal.signal(signal.SIGTERM, _raise_interrupt)
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        signal.signal(signal.SIGTERM, self._old_sigterm)
+        if exc_type is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            return
+        os.chmod(self.tmp, 0o755)
+        if self.out.exists():
+            trash = self.out.with_name(f".{self.out.name}.old-{os.getpid()}")
+            os.rename(self.out, trash)
+            os.rename(self.tmp, self.out)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.rename(self.tmp, self.out)
+
+    def split_writer(self, config: str, split: str, rows: int, schema: pa.Schema) -> "SplitWriter":
+        return SplitWriter(self.tmp / "data" / config, split, rows, schema)
+
+    def write_text(self, name: str, text: str) -> None:
+        (self.tmp / name).write_text(text, encoding="utf-8")
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+class SplitWriter:
+    """Streams the rows of one split into a known number of parquet shards."""
+
+    def __init__(self, folder: Path, split: str, rows: int, schema: pa.Schema):
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder, self.split, self.schema = folder, split, schema
+        self.shards = max(1, math.ceil(rows / ROWS_PER_SHARD))
+        self.buffer: list[dict] = []
+        self.shard = -1
+        self.in_shard = 0
+        self.writer: pq.ParquetWriter | None = None
+        if rows == 0:
+            self._open_next()
+
+    def add(self, row: dict) -> None:
+        self.buffer.append(row)
+        if len(self.buffer) >= ROWS_PER_GROUP:
+            self._flush()
+
+    def close(self) -> None:
+        self._flush()
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+    def _open_next(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.shard += 1
+        self.in_shard = 0
+        name = f"{self.split}-{self.shard:05d}-of-{self.shards:05d}.parquet"
+        self.writer = pq.ParquetWriter(self.folder / name, self.schema, compression="zstd")
+
+    def _flush(self) -> None:
+        while self.buffer:
+            if self.writer is None or self.in_shard >= ROWS_PER_SHARD:
+                self._open_next()
+            take = min(len(self.buffer), ROWS_PER_SHARD - self.in_shard)
+            rows, self.buffer = self.buffer[:take], self.buffer[take:]
+            self.writer.write_table(pa.Table.from_pylist(rows, schema=self.schema), row_group_size=ROWS_PER_GROUP)
+            self.in_shard += take
