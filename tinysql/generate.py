@@ -1,0 +1,175 @@
+"""One TinySQL record per index: sample a query, write its English, render and check its SQL.
+
+`make_item(options, level, index)` is the pure per-index function the corpus core runs in workers;
+`corpus_configs` and `description` give the core and the dataset card what they need.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+
+import pyarrow as pa
+import sqlglot
+
+from cards.card import DatasetDescription
+from cards.corpus import Candidate, Config, item_rng, split_sizes
+from tinysql import validate as checks
+from tinysql.english import choose_names, describe
+from tinysql.query import column_sql, create_sql, sample_spec, to_sql
+
+LEVELS = {
+    1: "`SELECT` columns `FROM` one table",
+    2: "+ `ORDER BY` one to three columns, each with its own direction",
+    3: "+ aliased aggregates (`COUNT/SUM/AVG/MIN/MAX`) over columns of a type they suit, never beside bare "
+       "columns",
+    4: "+ `WHERE` with 1-3 conditions (`= != < > <= >=`, `LIKE`, `IN`, `BETWEEN`, `IS [NOT] NULL`, `AND`/`OR`) "
+       "whose literals come from the tables' sample rows",
+    5: "+ `JOIN` of two tables on a foreign key, both `CREATE TABLE` statements in the context, every column "
+       "qualified",
+    6: "+ `GROUP BY` with `HAVING`",
+    7: "+ joins of two to four tables with table aliases, `DISTINCT` and `LIMIT`",
+    8: "+ `IN (SELECT ...)` and scalar subqueries, CTEs (`WITH`), `UNION`/`INTERSECT`/`EXCEPT`",
+}
+FORMATS = ("alpaca", "chat", "both")
+DIALECTS = ("sqlite", "postgres", "mysql", "duckdb", "bigquery", "snowflake", "tsql", "spark", "trino", "oracle")
+SPLIT_FRACTIONS = {"train": 0.8, "validation": 0.1, "test": 0.1}
+INSTRUCTION = "### Instruction: {english} ### Context: {context} ### Response: "
+
+
+@dataclass(frozen=True)
+class Options:
+    seed: int = 0
+    synonyms: bool = False
+    dialect: str = "sqlite"
+    format: str = "alpaca"
+    validate: bool = True
+
+
+def make_item(options: Options, level: int, index: int) -> Candidate:
+    """The candidate record at `index` of `level`: a pure function of (options, level, index)."""
+    rng = item_rng(options.seed, "tinysql", f"level{level}", index)
+    spec, context = sample_spec(rng, level)
+    names = choose_names(rng, context, options.synonyms)
+    english = describe(rng, spec, context, names)
+    sql = to_sql(spec, context)
+    creates = [create_sql(t, context.columns[t]) for t in context.tables]
+    out_sql, out_creates = sql, creates
+    if options.dialect != "sqlite":
+        try:
+            out_sql = sqlglot.transpile(sql, read="sqlite", write=options.dialect)[0]
+            out_creates = [sqlglot.transpile(c, read="sqlite", write=options.dialect)[0] for c in creates]
+        except sqlglot.errors.SqlglotError:
+            return Candidate(None, "dialect_error")
+    if options.validate:
+        reason = checks.validate(sql, spec, context, creates, english, names, out_sql, options.dialect)
+        if reason:
+            return Candidate(None, reason)
+    create = "; ".join(out_creates)
+    main = spec["tables"][0]["table"]
+    record = {
+        "id": f"tinysql-l{level}-s{options.seed}-{index:09d}",
+        "level": level,
+        "command_set": level,
+        "table_name": main,
+        "table_name_synonym": names["tables"][main],
+        "table_name_use_synonym": names["tables"][main] != main,
+        "create_statement": create,
+        "english_prompt": english,
+        "sql_statement": out_sql,
+        "dialect": options.dialect,
+        "table_fields": json.dumps([f"{c} {t}" for c, t in _fields(out_creates[0])]),
+        "select": json.dumps([column_sql(r, context) for r in spec["select"]] + [a["alias"] for a in spec["aggregates"]]),
+        "order_by": json.dumps([[o.get("alias") or column_sql(o["column"], context), o["direction"]]
+                                for o in spec["order_by"]]),
+        "clauses": json.dumps({**spec, "names": names}),
+    }
+    if options.format in ("alpaca", "both"):
+        record["prompt"] = INSTRUCTION.format(english=english, context=create)
+        record["completion"] = out_sql
+    if options.format in ("chat", "both"):
+        record["messages"] = [
+            {"role": "user", "content": f"{english}\n\nTables:\n{create}"},
+            {"role": "assistant", "content": out_sql},
+        ]
+    return Candidate(record, prompt_key=f"{english}\n{create}", group_key=_label_key(spec, create))
+
+
+def _fields(create: str) -> list[tuple[str, str]]:
+    body = create[create.index("(") + 1: create.rindex(")")]
+    return [tuple(part.strip().split(" ", 1)) for part in _split_top_level(body)]
+
+
+def _split_top_level(text: str) -> list[str]:
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        depth += (char == "(") - (char == ")")
+        if char == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    return parts + [text[start:]]
+
+
+def _label_key(spec: dict, create: str) -> str:
+    """The normalised label with its schema: AND/OR operand order does not make a different label."""
+    canonical = json.loads(json.dumps(spec))
+    for where in (canonical["where"], (canonical["nested"] or {}).get("where")):
+        if where:
+            where["conditions"].sort(key=lambda c: json.dumps(c, sort_keys=True))
+    return create + "\n" + json.dumps(canonical, sort_keys=True)
+
+
+def schema(fmt: str) -> pa.Schema:
+    fields = [
+        ("id", pa.string()), ("level", pa.int32()), ("command_set", pa.int32()), ("table_name", pa.string()),
+        ("table_name_synonym", pa.string()), ("table_name_use_synonym", pa.bool_()),
+        ("create_statement", pa.string()), ("english_prompt", pa.string()), ("sql_statement", pa.string()),
+        ("dialect", pa.string()), ("table_fields", pa.string()), ("select", pa.string()),
+        ("order_by", pa.string()), ("clauses", pa.string()),
+    ]
+    if fmt in ("alpaca", "both"):
+        fields += [("prompt", pa.string()), ("completion", pa.string())]
+    if fmt in ("chat", "both"):
+        fields.append(("messages", pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))))
+    return pa.schema(fields)
+
+
+def corpus_configs(levels: list[int], total: int, options: Options) -> list[Config]:
+    sizes = split_sizes(total, SPLIT_FRACTIONS)
+    return [Config(f"level{level}", functools.partial(make_item, options, level), dict(sizes), chunk=128)
+            for level in levels]
+
+
+FIELD_DOCS = {
+    "id": "stable id: generator, level, seed and candidate index",
+    "level / command_set": "the level (1-8); `command_set` repeats it under the published name",
+    "table_name, table_name_synonym, table_name_use_synonym": "the main table and how the request calls it",
+    "create_statement": "the context: one `CREATE TABLE` per table, joined by `; `",
+    "english_prompt": "the request in English",
+    "sql_statement": "the label, in `dialect`",
+    "table_fields, select, order_by": "JSON strings, as in the published TinySQL datasets",
+    "clauses": "JSON: the whole structured query (tables, joins, distinct, select, aggregates, where, group_by, "
+               "having, order_by, limit, nested) with `[table, column]` references, and `names`: the word the "
+               "request uses for each table and column; for building clean/corrupt pairs",
+    "prompt, completion": "(format alpaca) `### Instruction: ... ### Context: ... ### Response: ` and the SQL",
+    "messages": "(format chat) a user turn (request and tables) and an assistant turn (the SQL)",
+}
+
+
+def description(options: Options, levels: list[int]) -> DatasetDescription:
+    return DatasetDescription(
+        pretty_name="TinySQL levels " + ", ".join(map(str, levels)),
+        summary=("Progressively harder text-to-SQL items in the TinySQL style: each level adds SQL features to "
+                 "the ones below. Schemas come from a vocabulary of hundreds of tables and column names; the "
+                 "request is written from many templates" + (", naming tables and columns by synonyms" if
+                 options.synonyms else "") + f". SQL dialect: {options.dialect}. Split 80/10/10; a label (the "
+                 "normalised query with its schema) never appears in two splits and no prompt appears twice."),
+        config_notes={f"level{level}": LEVELS[level] for level in levels},
+        fields=FIELD_DOCS,
+        checks=checks.CHECKS,
+        seed=options.seed,
+        task_categories=["text-generation"],
+        tags=["text-to-sql", "synthetic", "interpretability", "tinysql"],
+        packages=["sqlglot", "faker", "pyarrow"],
+    )

@@ -1,0 +1,167 @@
+"""Independent checks that a TinySQL label is right, run before a record is kept.
+
+Each check returns a rejection reason or None: the SQL parses with sqlglot; every table and column
+it names exists in the context; aggregates are legal (no bare column beside an aggregate without
+GROUP BY; SUM/AVG only over numbers); it executes in SQLite against the context's tables filled
+with sample rows and returns at least one row; the English request mentions every table, column,
+literal, aggregate, direction and limit the SQL needs; and, for another `--dialect`, the emitted
+SQL parses in that dialect and, transpiled back, returns the same rows.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from functools import cache
+
+import sqlglot
+from sqlglot import exp
+
+from tinysql import vocabulary
+from tinysql.english import EVIDENCE
+from tinysql.query import Context
+
+CHECKS = [
+    "the SQL parses with sqlglot (SQLite dialect)",
+    "every table and column it names exists in the context's CREATE TABLE statements (or is a CTE or an alias "
+    "the query defines)",
+    "aggregates are legal in strict engines: no bare column beside an aggregate unless GROUP BY lists it, "
+    "SUM/AVG only over numeric columns",
+    "it executes in SQLite against the context's tables filled with 6-10 sample rows each (realistic faker "
+    "values, ~10% NULLs, foreign keys that match) and returns at least one row",
+    "the English request names every table, column and literal the SQL uses (by name or the chosen synonym) and "
+    "states every aggregate, sort direction, DISTINCT, set operation and LIMIT",
+    "with --dialect other than sqlite: the emitted SQL parses in that dialect and, transpiled back to SQLite, "
+    "returns the same rows",
+]
+
+
+@cache
+def _connection() -> sqlite3.Connection:
+    connection = sqlite3.connect(":memory:", isolation_level=None)
+    return connection
+
+
+def execute(sql: str, context: Context, create_statements: list[str]) -> list[tuple]:
+    """Run `sql` against the context's tables and rows inside a transaction that is rolled back."""
+    connection = _connection()
+    connection.execute("BEGIN")
+    try:
+        for table, statement in zip(context.tables, create_statements):
+            connection.execute(statement)
+            columns = context.columns[table]
+            marks = ", ".join("?" * len(columns))
+            connection.executemany(f"INSERT INTO {table} VALUES ({marks})",
+                                   [tuple(row[c] for c in columns) for row in context.rows[table]])
+        return connection.execute(sql).fetchall()
+    finally:
+        connection.execute("ROLLBACK")
+
+
+def check_names(tree: exp.Expression, context: Context) -> str | None:
+    """'unknown_identifier' if the query names a table or column the context does not define."""
+    ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
+    aliases = {alias.alias for alias in tree.find_all(exp.Alias)}
+    table_aliases = {t.alias: t.name for t in tree.find_all(exp.Table) if t.alias}
+    for table in tree.find_all(exp.Table):
+        if table.name not in context.columns and table.name not in ctes:
+            return "unknown_identifier"
+    all_columns = {c for t in context.tables for c in context.columns[t]}
+    for column in tree.find_all(exp.Column):
+        qualifier = table_aliases.get(column.table, column.table)
+        if qualifier:
+            if qualifier not in context.columns or column.name not in context.columns[qualifier]:
+                return "unknown_identifier"
+        elif column.name not in all_columns and column.name not in aliases:
+            return "unknown_identifier"
+    return None
+
+
+def check_aggregates(tree: exp.Expression, context: Context) -> str | None:
+    """Reject bare columns beside aggregates without GROUP BY, and SUM/AVG over non-numbers."""
+    vocab = vocabulary.load()
+    for function in tree.find_all(exp.Sum, exp.Avg):
+        column = function.find(exp.Column)
+        if column is not None and vocab.columns[column.name].kind not in ("int", "real"):
+            return "aggregate_type"
+    for select in tree.find_all(exp.Select):
+        has_aggregate = any(e.find(exp.AggFunc) for e in select.expressions)
+        grouped = {g.sql() for g in (select.args.get("group") or exp.Group()).expressions}
+        for expression in select.expressions:
+            bare = expression.unalias()
+            if has_aggregate and not bare.find(exp.AggFunc) and bare.sql() not in grouped:
+                return "bare_column_with_aggregate"
+    return None
+
+
+_TOKEN = re.compile(r"[a-z0-9]+(?:[.:-][a-z0-9]+)*")
+
+
+def _words(text: str) -> str:
+    """Lower-cased word tokens joined by single spaces, padded so that phrases match whole words."""
+    return " " + " ".join(_TOKEN.findall(text.lower())) + " "
+
+
+def check_mentions(spec: dict, english: str, names: dict) -> str | None:
+    """'prompt_missing_element' unless the request mentions everything the SQL needs."""
+    text = _words(english)
+    required: list[tuple[str, ...]] = [(names["tables"][t["table"]],) for t in spec["tables"]]
+    refs = [r for r in spec["select"] + spec["group_by"]]
+    refs += [a["column"] for a in spec["aggregates"] if a["column"]]
+    refs += [o["column"] for o in spec["order_by"] if "column" in o]
+    conditions = list(spec["where"]["conditions"]) if spec["where"] else []
+    nested = spec["nested"] or {}
+    conditions += nested.get("where", {}).get("conditions", []) + nested.get("subquery_where", {}).get("conditions", [])
+    refs += [c["column"] for c in conditions] + [j[side] for j in spec["joins"] for side in ("left", "right")]
+    refs += [nested[k] for k in ("column", "subquery_column") if k in nested]
+    required += [(names["columns"][f"{t}.{c}"],) for t, c in refs]
+    for condition in conditions:
+        values = condition["value"] if isinstance(condition["value"], list) else [condition["value"]]
+        required += [(str(v),) for v in values if v is not None]
+    for aggregate in spec["aggregates"] + ([spec["having"]] if spec["having"] else []):
+        required.append(EVIDENCE[aggregate["func"]])
+    if spec["having"]:
+        required.append((str(spec["having"]["value"]),))
+    required += [EVIDENCE[o["direction"]] for o in spec["order_by"]]
+    if spec["distinct"]:
+        required.append(EVIDENCE["DISTINCT"])
+    if spec["limit"] is not None:
+        required.append((str(spec["limit"]),))
+    if nested.get("kind") == "set_operation":
+        required.append(EVIDENCE[nested["operator"]])
+    if nested.get("kind") == "scalar_subquery":
+        required.append(EVIDENCE[nested["func"]])
+    if nested.get("kind") == "cte":
+        required.append((nested["name"],))
+    for options in required:
+        if not any(_words(option) in text for option in options):
+            return "prompt_missing_element"
+    return None
+
+
+def validate(sql: str, spec: dict, context: Context, create_statements: list[str], english: str, names: dict,
+             dialect_sql: str | None = None, dialect: str = "sqlite") -> str | None:
+    """The first failed check's reason, or None when the label passes every check."""
+    try:
+        tree = sqlglot.parse_one(sql, read="sqlite")
+    except sqlglot.errors.ParseError:
+        return "parse_error"
+    reason = check_names(tree, context) or check_aggregates(tree, context)
+    if reason:
+        return reason
+    try:
+        rows = execute(sql, context, create_statements)
+    except sqlite3.Error:
+        return "execution_error"
+    if not rows:
+        return "empty_result"
+    reason = check_mentions(spec, english, names)
+    if reason or dialect_sql is None or dialect == "sqlite":
+        return reason
+    try:
+        back = sqlglot.transpile(dialect_sql, read=dialect, write="sqlite")[0]
+        if execute(back, context, create_statements) != rows:
+            return "dialect_mismatch"
+    except (sqlglot.errors.SqlglotError, sqlite3.Error):
+        return "dialect_mismatch"
+    return None
