@@ -33,9 +33,22 @@ class DatasetDescription:
     extra: str = ""
 
 
+NEUTRAL_FLAGS = ("--overwrite",)
+NEUTRAL_OPTIONS = ("--num-proc",)
+
+
 def command_line(prog: str, argv: list[str] | None = None) -> str:
-    """The exact command that was run, quoted so it can be pasted back into a shell."""
-    return shlex.join([prog, *(sys.argv[1:] if argv is None else argv)])
+    """The command that was run, quoted for a shell, without the flags that cannot change the output
+    (`--overwrite`, `--num-proc`), so the same corpus always carries the same card."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    kept = []
+    while args:
+        arg = args.pop(0)
+        if arg in NEUTRAL_OPTIONS and args:
+            args.pop(0)
+        elif arg not in NEUTRAL_FLAGS and not arg.startswith(tuple(f"{o}=" for o in NEUTRAL_OPTIONS)):
+            kept.append(arg)
+    return shlex.join([prog, *kept])
 
 
 def size_category(total: int) -> str:

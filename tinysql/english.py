@@ -54,7 +54,7 @@ EVIDENCE = {
     "MAX": ("highest", "maximum", "largest"),
     "ASC": ("ascending", "lowest to highest", "increasing"),
     "DESC": ("descending", "highest to lowest", "decreasing"),
-    "DISTINCT": ("distinct", "unique", "duplicate"),
+    "DISTINCT": ("distinct", "unique", "without duplicates"),
     "UNION": ("together with", "as well as", "combined with"),
     "INTERSECT": ("both", "also"),
     "EXCEPT": ("except", "excluding", "but not"),
@@ -126,6 +126,7 @@ def describe(rng: random.Random, spec: dict, context: Context, names: dict) -> s
 class _Writer:
     def __init__(self, rng: random.Random, context: Context, names: dict):
         self.rng, self.context, self.names = rng, context, names
+        self.qualified = rng.choice(("{t} {c}", "{c} of {t}", "the {c} in {t}", "{c} from {t}"))
 
     def table(self, table: str) -> str:
         return self.names["tables"][table]
@@ -134,7 +135,7 @@ class _Writer:
         word = self.names["columns"][f"{ref[0]}.{ref[1]}"]
         if len(self.context.tables) == 1:
             return word
-        return self.rng.choice(("{t} {c}", "{c} of {t}", "{c} from {t}")).format(t=self.table(ref[0]), c=word)
+        return self.qualified.format(t=self.table(ref[0]), c=word)
 
     def listing(self, words: list[str]) -> str:
         return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]

@@ -221,12 +221,17 @@ def _sample_aggregates(rng: random.Random, context: Context, count: int, exclude
             func, ref = "COUNT", None
         else:
             ref = rng.choice(refs)
-            func = rng.choice(AGGREGATES_BY_KIND[context.kind(ref)])
+            func = "COUNT" if _is_key(ref) else rng.choice(AGGREGATES_BY_KIND[context.kind(ref)])
         alias = f"{func}_{ref[1] if ref else 'all'}"
         if alias not in seen:
             seen.add(alias)
             aggregates.append({"func": func, "column": ref, "alias": alias})
     return aggregates
+
+
+def _is_key(ref: list[str]) -> bool:
+    """Ids and foreign keys are counted, never summed or averaged."""
+    return ref[1] == "id" or vocabulary.load().columns[ref[1]].references is not None
 
 
 def _fill_grouped(rng: random.Random, spec: dict, context: Context) -> None:
