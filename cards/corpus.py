@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import multiprocessing
 import random
+import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -170,9 +171,12 @@ def _choose_split(group_hash: int, filled: dict[str, int], targets: dict[str, in
 _worker_make: Callable[[int], Candidate] | None = None
 
 
-def _init_worker(make: Callable[[int], Candidate]) -> None:
+def _init_worker(make: Callable[[int], Candidate], in_pool: bool = False) -> None:
     global _worker_make
     _worker_make = make
+    if in_pool:  # the main process handles interrupts and ends the pool quietly
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _run_chunk(bounds: tuple[int, int]) -> list[tuple]:
@@ -197,7 +201,7 @@ def _candidates(config: Config, num_proc: int) -> Iterator[tuple]:
             yield from _run_chunk(bounds)
         return
     context = multiprocessing.get_context("fork")
-    with context.Pool(num_proc, initializer=_init_worker, initargs=(config.make,)) as pool:
+    with context.Pool(num_proc, initializer=_init_worker, initargs=(config.make, True)) as pool:
         in_flight = collections.deque(pool.apply_async(_run_chunk, (next(chunks),)) for _ in range(num_proc * 3))
         while True:
             results = in_flight.popleft().get()

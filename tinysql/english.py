@@ -126,7 +126,7 @@ def describe(rng: random.Random, spec: dict, context: Context, names: dict) -> s
 class _Writer:
     def __init__(self, rng: random.Random, context: Context, names: dict):
         self.rng, self.context, self.names = rng, context, names
-        self.qualified = rng.choice(("{t} {c}", "{c} of {t}", "the {c} in {t}", "{c} from {t}"))
+        self.qualified = rng.choice(("{t} {c}", "{c} of {t}", "{c} from {t}"))
 
     def table(self, table: str) -> str:
         return self.names["tables"][table]
@@ -173,7 +173,8 @@ class _Writer:
         if op == "BETWEEN":
             phrase = template.format(a=literal_sql(value[0]), b=literal_sql(value[1]))
         elif op == "IN":
-            phrase = template.format(list=self.listing([literal_sql(v) for v in value]).replace(" and ", " or "))
+            values = [literal_sql(v) for v in value]
+            phrase = template.format(list=", ".join(values[:-1]) + " or " + values[-1])
         else:
             phrase = template.format(v=literal_sql(value) if value is not None else "")
         return f"{self.column(condition['column'])} {phrase}"

@@ -12,6 +12,8 @@ import random
 from dataclasses import dataclass
 from functools import cache
 
+from sqlglot.tokens import Tokenizer
+
 from tinysql import vocabulary
 
 AGGREGATES_BY_KIND = {
@@ -34,6 +36,10 @@ OPERATORS_BY_KIND = {
 }
 NESTED_KINDS = ("in_subquery", "scalar_subquery", "cte", "set_operation")
 NULL_RATE = 0.1
+# Short words that some engine reserves (SQLite's TO, T-SQL's TOP, ...) besides sqlglot's keywords.
+RESERVED_ALIASES = set(Tokenizer.KEYWORDS) | {
+    "AS", "AT", "BY", "DO", "GO", "IF", "IN", "IS", "NO", "OF", "ON", "OR", "TO", "ADD", "ALL", "AND", "ANY", "ASC",
+    "END", "FOR", "KEY", "NOT", "ROW", "SET", "TOP", "USE", "INT", "RAW", "REF", "DAY", "MAX", "MIN", "SUM", "AVG"}
 
 
 @dataclass
@@ -118,31 +124,34 @@ def _sample_columns(rng: random.Random, table: str, required: set[str], widest: 
 
 
 def _sample_rows(rng: random.Random, columns: list[str]) -> list[dict]:
+    """6-10 rows; each column draws from a few values of its pool, so groups and filters match rows."""
     vocab = vocabulary.load()
     count = rng.randint(6, 10)
+    choices = {name: rng.sample(vocabulary.value_pool(vocab.columns[name]), rng.choice((3, 4, 6, 10)))
+               for name in columns}
     rows = []
     for number in range(1, count + 1):
         row = {}
         for name in columns:
-            column = vocab.columns[name]
             if name == "id":
                 row[name] = number
-            elif column.references:
+            elif vocab.columns[name].references:
                 row[name] = rng.randint(1, 10)
             elif rng.random() < NULL_RATE:
                 row[name] = None
             else:
-                row[name] = rng.choice(vocabulary.value_pool(column))
+                row[name] = rng.choice(choices[name])
         rows.append(row)
     return rows
 
 
 def _aliases(tables: list[str]) -> dict[str, str]:
+    """Initials as table aliases (`order_items` -> `oi`), never a keyword or another table's name."""
     aliases: dict[str, str] = {}
     for table in tables:
         base = "".join(word[0] for word in table.split("_"))
         alias, n = base, 1
-        while alias in aliases.values() or alias in tables:
+        while alias in aliases.values() or alias in tables or alias.upper() in RESERVED_ALIASES:
             n += 1
             alias = f"{base}{n}"
         aliases[table] = alias
@@ -247,7 +256,8 @@ def _fill_grouped(rng: random.Random, spec: dict, context: Context) -> None:
 def _sample_having(rng: random.Random, spec: dict, context: Context) -> dict:
     aggregate = rng.choice(spec["aggregates"])
     if aggregate["func"] == "COUNT" or context.kind(aggregate["column"]) not in ("int", "real"):
-        return {"func": "COUNT", "column": None, "op": rng.choice((">", ">=")), "value": rng.choice((1, 2))}
+        op = rng.choice((">", ">="))
+        return {"func": "COUNT", "column": None, "op": op, "value": 1 if op == ">" else 2}
     values = context.values(aggregate["column"])
     value = rng.choice(values) if values else 0
     return {"func": aggregate["func"], "column": aggregate["column"], "op": rng.choice((">", "<", ">=", "<=")),
