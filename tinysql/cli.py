@@ -9,6 +9,7 @@ from typing import Sequence
 from cards.card import command_line, dataset_card
 from cards.cli import Parser, non_negative_int, parse_levels, positive_int, run
 from cards.corpus import build
+from tinysql import vocabulary
 from tinysql.generate import DIALECTS, FORMATS, LEVELS, Options, corpus_configs, description, schema
 
 EPILOG = "levels:\n" + "\n".join(f"  {n}  {text.replace('`', '')}" for n, text in LEVELS.items()) + """
@@ -49,6 +50,8 @@ def generate(argv: Sequence[str] | None = None) -> int:
     out = args.out or f"tinysql-level{args.level.replace(',', '_')}"
     options = Options(seed=args.seed, synonyms=args.synonyms, dialect=args.dialect, format=args.format,
                       validate=not args.no_validate)
+    if args.num_proc > 1:
+        vocabulary.pools()  # once, before the workers fork, instead of once per worker
     command = command_line("tinysql-gen", list(argv) if argv is not None else None)
     reports = build(out, corpus_configs(levels, args.num_examples, options), schema(args.format),
                     lambda reports: dataset_card(description(options, levels), reports, command),

@@ -124,25 +124,24 @@ def _sample_columns(rng: random.Random, table: str, required: set[str], widest: 
 
 
 def _sample_rows(rng: random.Random, columns: list[str]) -> list[dict]:
-    """6-10 rows; each column draws from a few values of its pool, so groups and filters match rows."""
+    """6-10 rows; each column draws from a few values of its pool (about one in ten NULL), so groups
+    and filters match rows; ids number the rows and foreign keys point at ids 1-10."""
     vocab = vocabulary.load()
     count = rng.randint(6, 10)
-    choices = {name: rng.sample(vocabulary.value_pool(vocab.columns[name]), rng.choice((3, 4, 6, 10)))
-               for name in columns}
-    rows = []
-    for number in range(1, count + 1):
-        row = {}
-        for name in columns:
-            if name == "id":
-                row[name] = number
-            elif vocab.columns[name].references:
-                row[name] = rng.randint(1, 10)
-            elif rng.random() < NULL_RATE:
-                row[name] = None
-            else:
-                row[name] = rng.choice(choices[name])
-        rows.append(row)
-    return rows
+    values = {}
+    for name in columns:
+        column = vocab.columns[name]
+        if name == "id":
+            values[name] = list(range(1, count + 1))
+        elif column.references:
+            values[name] = [rng.randint(1, 10) for _ in range(count)]
+        else:
+            pool = vocabulary.value_pool(column)
+            size = rng.choice((3, 4, 6, 10))
+            start = rng.randrange(len(pool) - size + 1)
+            choices = list(pool[start:start + size]) * 9 + [None] * size
+            values[name] = rng.choices(choices, k=count)
+    return [{name: values[name][i] for name in columns} for i in range(count)]
 
 
 def _aliases(tables: list[str]) -> dict[str, str]:

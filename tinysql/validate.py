@@ -58,38 +58,45 @@ def execute(sql: str, context: Context, create_statements: list[str]) -> list[tu
         connection.execute("ROLLBACK")
 
 
-def check_names(tree: exp.Expression, context: Context) -> str | None:
+def _nodes(tree: exp.Expression) -> dict[type, list[exp.Expression]]:
+    """The tree's nodes bucketed by type, from one walk."""
+    buckets: dict[type, list[exp.Expression]] = {}
+    for node in tree.walk():
+        buckets.setdefault(type(node), []).append(node)
+    return buckets
+
+
+def check_names(nodes: dict, context: Context) -> str | None:
     """'unknown_identifier' if the query names a table or column the context does not define."""
-    ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
-    aliases = {alias.alias for alias in tree.find_all(exp.Alias)}
-    table_aliases = {t.alias: t.name for t in tree.find_all(exp.Table) if t.alias}
-    for table in tree.find_all(exp.Table):
-        if table.name not in context.columns and table.name not in ctes:
-            return "unknown_identifier"
+    ctes = {cte.alias_or_name for cte in nodes.get(exp.CTE, ())}
+    aliases = {alias.alias for alias in nodes.get(exp.Alias, ())}
+    tables = nodes.get(exp.Table, ())
+    table_aliases = {t.alias: t.name for t in tables if t.alias}
+    if any(t.name not in context.columns and t.name not in ctes for t in tables):
+        return "unknown_identifier"
     all_columns = {c for t in context.tables for c in context.columns[t]}
-    for column in tree.find_all(exp.Column):
+    for column in nodes.get(exp.Column, ()):
         qualifier = table_aliases.get(column.table, column.table)
         if qualifier:
-            if qualifier not in context.columns or column.name not in context.columns[qualifier]:
+            if column.name not in context.columns.get(qualifier, ()):
                 return "unknown_identifier"
         elif column.name not in all_columns and column.name not in aliases:
             return "unknown_identifier"
     return None
 
 
-def check_aggregates(tree: exp.Expression, context: Context) -> str | None:
+def check_aggregates(nodes: dict) -> str | None:
     """Reject bare columns beside aggregates without GROUP BY, and SUM/AVG over non-numbers."""
     vocab = vocabulary.load()
-    for function in tree.find_all(exp.Sum, exp.Avg):
+    for function in nodes.get(exp.Sum, []) + nodes.get(exp.Avg, []):
         column = function.find(exp.Column)
-        if column is not None and vocab.columns[column.name].kind not in ("int", "real"):
+        if column is not None and column.name in vocab.columns and vocab.columns[column.name].kind not in ("int", "real"):
             return "aggregate_type"
-    for select in tree.find_all(exp.Select):
-        has_aggregate = any(e.find(exp.AggFunc) for e in select.expressions)
-        grouped = {g.sql() for g in (select.args.get("group") or exp.Group()).expressions}
-        for expression in select.expressions:
-            bare = expression.unalias()
-            if has_aggregate and not bare.find(exp.AggFunc) and bare.sql() not in grouped:
+    for select in nodes.get(exp.Select, ()):
+        bare = [e.unalias() for e in select.expressions if not e.find(exp.AggFunc)]
+        if bare and len(bare) < len(select.expressions):
+            grouped = {g.sql() for g in (select.args.get("group") or exp.Group()).expressions}
+            if any(b.sql() not in grouped for b in bare):
                 return "bare_column_with_aggregate"
     return None
 
@@ -146,7 +153,8 @@ def validate(sql: str, spec: dict, context: Context, create_statements: list[str
         tree = sqlglot.parse_one(sql, read="sqlite")
     except sqlglot.errors.ParseError:
         return "parse_error"
-    reason = check_names(tree, context) or check_aggregates(tree, context)
+    nodes = _nodes(tree)
+    reason = check_names(nodes, context) or check_aggregates(nodes)
     if reason:
         return reason
     try:
