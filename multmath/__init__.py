@@ -3,6 +3,6 @@
 `problem(a, b)` is the API other generators call; `multmath-gen` (multmath.cli) writes corpora.
 """
 
-from multmath.problem import COT_MODES, FORMATS, Problem, problem
+from multmath.problems import COT_MODES, FORMATS, Problem, problem
 
 __all__ = ["COT_MODES", "FORMATS", "Problem", "problem"]

@@ -1,16 +1,23 @@
 """The label checker: parses a rendered record back and recomputes everything with Python integers.
 
-Written independently of `multmath.problem` (it imports nothing from it): the operands are read
-back from the text, each partial product is recomputed as a·(b's k-th digit)·10^k, each running
-sum of the chain of thought as the product of a with the low k+1 digits of b, the answer as a·b,
-and the running-sum targets as ĉ_k = ⌊P_k / 10^k⌋ where P_k = Σ_{i+j≤k} a_i·b_j·10^(i+j) (equal to
-the recursive definition ĉ_k = s_k + ⌊ĉ_{k-1}/10⌋, computed another way). `check_record` returns
-None for a good record, or a short reason (the label used in the dataset card's rejection table).
+Written independently of `multmath.problems` (it imports nothing from it). An `icot` line has a
+fixed layout for a given n×m size (every number has a known width), so the checker builds that
+layout from the format's definition (digits written `d`) and the line, with its digits replaced by
+`d`, must equal it exactly; the numbers are then read back from their places. A `plain` line is
+split at its separators. Then each partial product is recomputed as a·(k-th digit of b)·10^k, each
+running sum of the chain of thought as a × (the low k+1 digits of b), the answer as a·b, and the
+running-sum targets as ĉ_k = ⌊P_k / 10^k⌋ with P_k = Σ_{i+j≤k} a_i·b_j·10^(i+j), the column sums
+s_t = Σ_{i+j=t} a_i·b_j being read off one big-integer product (equal to the recursive definition
+ĉ_k = s_k + ⌊ĉ_{k-1}/10⌋, computed another way). `check_record` returns None for a good record, or
+a short reason (the label used in the dataset card's rejection table).
 """
 
 from __future__ import annotations
 
-_DIGITS = frozenset("0123456789")
+import functools
+
+_PLAIN_DIGITS = frozenset("0123456789")
+_AS_D = bytes.maketrans(b"0123456789d", b"dddddddddd?")  # digits become d; a literal d must not pass
 
 
 class Wrong(Exception):
@@ -31,99 +38,103 @@ def _check(record: dict, format: str, with_cot: bool, n: int, m: int) -> None:
     parse = _parse_icot if format == "icot" else _parse_plain
     a, b, terms, answer = parse(text, with_cot, n, m)
     if with_cot:
-        _check_terms(terms, a, b, n, m, padded=format == "icot")
+        _check_terms(terms, a, b, m)
     if answer != a * b:
         raise Wrong("wrong answer")
     _check_columns(record, format, with_cot, a, b, n, m)
 
 
-def _parse_icot(text: str, with_cot: bool, n: int, m: int):
-    prompt, bar, rest = text.partition("||")
-    operands = prompt.split(" * ")
-    if not bar or len(operands) != 2:
-        raise Wrong("unparseable line")
-    a, b = _lsf_number(operands[0], n, "a"), _lsf_number(operands[1], m, "b")
+@functools.lru_cache(maxsize=None)
+def icot_layout(n: int, m: int, with_cot: bool) -> tuple[bytes, list[slice]]:
+    """The n×m ICoT line with every digit written `d`, and where each number sits in it.
+
+    Numbers, in order: a (n digits), b (m), then with CoT for k = 0..m-1 the partial product and,
+    for 0 < k < m-1, the running sum (both n+1+k digits), then the answer (n+m digits). Each place
+    is a slice that reads the number's digits most-significant first.
+    """
+    shape, places = [], []
+    at = 0
+
+    def put(text: str) -> None:
+        nonlocal at
+        shape.append(text)
+        at += len(text)
+
+    def number(width: int) -> None:
+        places.append(slice(at + 2 * width - 2, at - 1 if at else None, -2))
+        put(" ".join("d" * width))
+
+    number(n), put(" * "), number(m), put("||")
     if with_cot:
-        chain, hashes, answer = rest.partition(" #### ")
-        if not hashes or not chain:
-            raise Wrong("unparseable line")
-        terms = [_icot_term(term) for term in chain.split(" + ")]
-    else:
-        if not rest.startswith("#### "):
-            raise Wrong("unparseable line")
-        answer, terms = rest[5:], []
-    return a, b, terms, _lsf_value(answer, n + m, "answer")
+        for k in range(m):
+            if k:
+                put(" + ")
+            number(n + 1 + k)
+            if 0 < k < m - 1:
+                put(" ( "), number(n + 1 + k), put(" )")
+        put(" ")
+    put("#### ")
+    number(n + m)
+    return "".join(shape).encode(), places
 
 
-def _icot_term(term: str) -> tuple[tuple[int, int], tuple[int, int] | None]:
-    """'d d d' or 'd d d ( d d d )' -> ((value, width), (value, width) or None)."""
-    if term.endswith(" )"):
-        value, opening, total = term[:-2].partition(" ( ")
-        if not opening:
-            raise Wrong("unparseable line")
-        return _lsf_any(value), _lsf_any(total)
-    return _lsf_any(term), None
-
-
-def _lsf_any(text: str) -> tuple[int, int]:
-    tokens = text.split(" ")
-    if not all(len(t) == 1 and t in _DIGITS for t in tokens):
-        raise Wrong("unparseable line")
-    return int("".join(reversed(tokens))), len(tokens)
-
-
-def _lsf_value(text: str, width: int, what: str) -> int:
-    value, found = _lsf_any(text)
-    if found != width:
-        raise Wrong(f"wrong {what} width")
-    return value
-
-
-def _lsf_number(text: str, width: int, what: str) -> int:
-    if text.endswith("0"):
-        raise Wrong(f"operand {what} has a leading zero")
-    return _lsf_value(text, width, f"operand {what}")
+def _parse_icot(text: str, with_cot: bool, n: int, m: int):
+    shape, places = icot_layout(n, m, with_cot)
+    if text.encode().translate(_AS_D) != shape:
+        raise Wrong("malformed line")
+    digits = [text[place] for place in places]
+    if digits[0][0] == "0" or digits[1][0] == "0":
+        raise Wrong("operand with a leading zero")
+    values = [int(number) for number in digits]
+    terms, chain = [], iter(values[2:-1])
+    for k in range(m if with_cot else 0):
+        terms.append((next(chain), next(chain) if 0 < k < m - 1 else None))
+    return values[0], values[1], terms, values[-1]
 
 
 def _parse_plain(text: str, with_cot: bool, n: int, m: int):
     pieces = text.split(" = ")
     if len(pieces) != (3 if with_cot else 2):
-        raise Wrong("unparseable line")
+        raise Wrong("malformed line")
     operands = pieces[0].split(" * ")
     if len(operands) != 2:
-        raise Wrong("unparseable line")
-    a, b = _plain_number(operands[0], n, "operand a"), _plain_number(operands[1], m, "operand b")
+        raise Wrong("malformed line")
+    a, b = _plain_number(operands[0]), _plain_number(operands[1])
+    if (len(operands[0]), len(operands[1])) != (n, m):
+        raise Wrong("wrong operand width")
+    if a == 0 or b == 0:
+        raise Wrong("operand with a leading zero")
     terms = [_plain_term(term) for term in pieces[1].split(" + ")] if with_cot else []
-    return a, b, terms, _plain_number(pieces[-1], None, "answer")
+    return a, b, terms, _plain_number(pieces[-1])
 
 
-def _plain_term(term: str) -> tuple[tuple[int, None], tuple[int, None] | None]:
+def _plain_term(term: str) -> tuple[int, int | None]:
     value, opening, total = term.partition(" (")
-    if opening:
-        if not total.endswith(")"):
-            raise Wrong("unparseable line")
-        return (_plain_number(value, None, "term"), None), (_plain_number(total[:-1], None, "term"), None)
-    return (_plain_number(value, None, "term"), None), None
+    if not opening:
+        return _plain_number(value), None
+    if not total.endswith(")"):
+        raise Wrong("malformed line")
+    return _plain_number(value), _plain_number(total[:-1])
 
 
-def _plain_number(text: str, width: int | None, what: str) -> int:
-    if not text or not set(text) <= _DIGITS or (text[0] == "0" and text != "0"):
-        raise Wrong("unparseable line")
-    if width is not None and len(text) != width:
-        raise Wrong(f"wrong {what} width")
+def _plain_number(text: str) -> int:
+    if not text or not set(text) <= _PLAIN_DIGITS or (text[0] == "0" and text != "0"):
+        raise Wrong("malformed line")
     return int(text)
 
 
-def _check_terms(terms: list, a: int, b: int, n: int, m: int, padded: bool) -> None:
+def _check_terms(terms: list, a: int, b: int, m: int) -> None:
     """One term per digit of b: the partial product, and the running sum after all but the first/last."""
     if len(terms) != m:
         raise Wrong("wrong number of partial products")
-    for k, ((value, width), total) in enumerate(terms):
-        if value != a * (b // 10**k % 10) * 10**k or (padded and width != n + 1 + k):
+    power = 1
+    for k, (value, total) in enumerate(terms):
+        if value != a * (b // power % 10) * power:
             raise Wrong("wrong partial product")
+        power *= 10
         if (total is not None) != (0 < k < m - 1):
             raise Wrong("misplaced partial sum")
-        if total is not None and (total[0] != a * (b % 10 ** (k + 1)) or (padded and total[1] != n + 1 + k)):
+        if total is not None and total != a * (b % power):
             raise Wrong("wrong partial sum")
 
 
@@ -134,10 +145,9 @@ def _check_columns(record: dict, format: str, with_cot: bool, a: int, b: int, n:
         raise Wrong("operand or product column disagrees")
     if (record["digits_a"], record["digits_b"]) != (n, m):
         raise Wrong("digit-count column disagrees")
-    answer_digits = [product // 10**k % 10 for k in range(n + m)]
-    if list(record["answer_digits"]) != answer_digits:
+    if "".join(map(str, record["answer_digits"])) != str(product).zfill(n + m)[::-1]:
         raise Wrong("wrong answer digits")
-    if list(record["running_sums"]) != _running_sums(a, b, n + m):
+    if list(record["running_sums"]) != _running_sums(a, b, n, m):
         raise Wrong("wrong running sums")
     if _join(format, record["prompt"], record["cot"], record["answer"]) != record["text"]:
         raise Wrong("parts disagree with text")
@@ -145,14 +155,31 @@ def _check_columns(record: dict, format: str, with_cot: bool, a: int, b: int, n:
         raise Wrong("parts disagree with text")
 
 
-def _running_sums(a: int, b: int, width: int) -> list[int]:
-    """ĉ_k = ⌊P_k / 10^k⌋ with P_k = Σ_{i+j≤k} a_i b_j 10^(i+j) = Σ_i a_i 10^i · (b mod 10^(k-i+1))."""
-    a_terms = [a // 10**i % 10 * 10**i for i in range(len(str(a)))]
-    sums = []
-    for k in range(width):
-        low = sum(term * (b % 10 ** (k - i + 1)) for i, term in enumerate(a_terms[: k + 1]))
-        sums.append(low // 10**k)
+def _running_sums(a: int, b: int, n: int, m: int) -> list[int]:
+    """ĉ_k = ⌊P_k / 10^k⌋ with P_k = Σ_{t≤k} s_t·10^t, the column sums s_t read off one big product.
+
+    Spacing the digits of a and b `room` decimal places apart (a_i·X^i with X = 10^room, wide enough
+    for any column sum) makes a single integer product hold every s_t = Σ_{i+j=t} a_i·b_j, uncarried,
+    in its own block of `room` digits.
+    """
+    room, gap, cuts = _spacing(n, m)
+    blocks = str(int(gap.join(str(a))) * int(gap.join(str(b)))).zfill(room * (n + m - 1))
+    sums, low, power = [], 0, 1
+    for cut in cuts:
+        low += int(blocks[cut]) * power
+        sums.append(low // power)
+        power *= 10
+    sums.append(low // power)  # the last column has no products: s = 0, ĉ is the carry alone
     return sums
+
+
+@functools.lru_cache(maxsize=None)
+def _spacing(n: int, m: int) -> tuple[int, str, list[slice]]:
+    """Block width, the zeros put between digits, and the slice of each block, lowest first."""
+    room = len(str(81 * min(n, m)))
+    end = room * (n + m - 1)
+    cuts = [slice(start - room, start) for start in range(end, 0, -room)]
+    return room, "0" * (room - 1), cuts
 
 
 def _join(format: str, prompt: str, cot: str, answer: str) -> str:

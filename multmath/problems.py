@@ -17,8 +17,8 @@ Other generators (multiple-choice, SQL-style reuse) call `problem(a, b)` and pic
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
-from functools import cached_property
 
 FORMATS = ("icot", "plain")
 COT_MODES = ("explicit", "none")
@@ -30,68 +30,51 @@ def problem(a: int, b: int) -> "Problem":
         raise TypeError("problem(a, b) takes two integers")
     if a < 1 or b < 1:
         raise ValueError(f"problem(a, b) takes positive integers, got {a} and {b}")
-    return Problem(a, b)
+    a_digits, b_digits = _digits(a), _digits(b)
+    product = a * b
+    partial_products, shifted = [], a
+    for digit in b_digits:
+        partial_products.append(shifted * digit)
+        shifted *= 10
+    return Problem(
+        a=a,
+        b=b,
+        product=product,
+        a_digits=a_digits,
+        b_digits=b_digits,
+        answer_digits=_digits(product, len(a_digits) + len(b_digits)),
+        partial_products=tuple(partial_products),
+        partial_sums=tuple(itertools.accumulate(partial_products)),
+        running_sums=_running_sums(a_digits, b_digits),
+    )
 
 
 @dataclass(frozen=True)
 class Problem:
-    """a × b with its derived quantities; digit tuples are least-significant first."""
+    """a × b with its derived quantities; digit tuples are least-significant first.
+
+    `answer_digits` are c_k for k = 0 .. len(a)+len(b)-1 (the product zero-padded to that width),
+    `partial_products` are a·b_k·10^k for each digit b_k of b, `partial_sums` their cumulative sums
+    (the last is the product), `running_sums` are ĉ_k, one per answer digit.
+    """
 
     a: int
     b: int
-
-    @property
-    def product(self) -> int:
-        return self.a * self.b
+    product: int
+    a_digits: tuple[int, ...]
+    b_digits: tuple[int, ...]
+    answer_digits: tuple[int, ...]
+    partial_products: tuple[int, ...]
+    partial_sums: tuple[int, ...]
+    running_sums: tuple[int, ...]
 
     @property
     def digits_a(self) -> int:
-        return len(str(self.a))
+        return len(self.a_digits)
 
     @property
     def digits_b(self) -> int:
-        return len(str(self.b))
-
-    @cached_property
-    def a_digits(self) -> tuple[int, ...]:
-        return _digits(self.a, self.digits_a)
-
-    @cached_property
-    def b_digits(self) -> tuple[int, ...]:
-        return _digits(self.b, self.digits_b)
-
-    @cached_property
-    def answer_digits(self) -> tuple[int, ...]:
-        """c_k for k = 0 .. len(a)+len(b)-1 (the product zero-padded to that width)."""
-        return _digits(self.product, self.digits_a + self.digits_b)
-
-    @cached_property
-    def partial_products(self) -> tuple[int, ...]:
-        """a·b_k·10^k for each digit b_k of b."""
-        return tuple(self.a * digit * 10**k for k, digit in enumerate(self.b_digits))
-
-    @cached_property
-    def partial_sums(self) -> tuple[int, ...]:
-        """The cumulative sums of the partial products (the last one is the product)."""
-        sums, total = [], 0
-        for value in self.partial_products:
-            total += value
-            sums.append(total)
-        return tuple(sums)
-
-    @cached_property
-    def running_sums(self) -> tuple[int, ...]:
-        """ĉ_k for k = 0 .. len(a)+len(b)-1: the digit-column sum plus the carry coming in."""
-        a_digits, b_digits = self.a_digits, self.b_digits
-        column = [0] * (len(a_digits) + len(b_digits))
-        for i, x in enumerate(a_digits):
-            for j, y in enumerate(b_digits):
-                column[i + j] += x * y
-        sums, carry = [], 0
-        for s in column:
-            carry = s + carry // 10
-            sums.append(carry)
-        return tuple(sums)
+        return len(self.b_digits)
 
     def parts(self, format: str = "icot", cot: str = "explicit") -> tuple[str, str, str]:
         """(prompt, cot, answer) of the line in `format`; cot is "" when `cot` is "none"."""
@@ -120,14 +103,10 @@ class Problem:
         return self.line("plain", "explicit" if cot else "none")
 
     def _icot_cot(self) -> str:
-        width = self.digits_a + 1
-        last = self.digits_b - 1
-        terms = []
-        for k, (value, total) in enumerate(zip(self.partial_products, self.partial_sums)):
-            term = _reversed(value, width + k)
-            if 0 < k < last:
-                term += f" ( {_reversed(total, width + k)} )"
-            terms.append(term)
+        width, last = len(self.a_digits) + 1, len(self.b_digits) - 1
+        terms = [_reversed(value, width + k) for k, value in enumerate(self.partial_products)]
+        for k in range(1, last):
+            terms[k] += f" ( {_reversed(self.partial_sums[k], width + k)} )"
         return " + ".join(terms)
 
     def _plain_cot(self) -> str:
@@ -145,8 +124,26 @@ def join_line(format: str, prompt: str, cot: str, answer: str) -> str:
     return f"{prompt} = {cot} = {answer}" if cot else f"{prompt} = {answer}"
 
 
-def _digits(value: int, width: int) -> tuple[int, ...]:
-    return tuple(int(ch) for ch in reversed(str(value).zfill(width)))
+_DIGIT_VALUES = bytes.maketrans(b"0123456789", bytes(range(10)))
+
+
+def _digits(value: int, width: int = 0) -> tuple[int, ...]:
+    """The digits of `value` zero-padded to `width`, least-significant first (via bytes: fast)."""
+    return tuple(str(value).zfill(width).encode().translate(_DIGIT_VALUES)[::-1])
+
+
+def _running_sums(a_digits: tuple[int, ...], b_digits: tuple[int, ...]) -> tuple[int, ...]:
+    """ĉ_k: the column sums s_k = Σ_{i+j=k} a_i·b_j, each plus the carry ⌊ĉ_{k-1}/10⌋."""
+    column = [0] * (len(a_digits) + len(b_digits))
+    for j, y in enumerate(b_digits):
+        if y:
+            for i, x in enumerate(a_digits, j):
+                column[i] += x * y
+    sums, carry = [], 0
+    for s in column:
+        carry = s + carry // 10
+        sums.append(carry)
+    return tuple(sums)
 
 
 def _reversed(value: int, width: int) -> str:
