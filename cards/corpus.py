@@ -108,7 +108,7 @@ def build(
     with DatasetFolder(out, overwrite) as folder:
         for config in configs:
             writers = {s: folder.split_writer(config.name, s, n, schema) for s, n in config.sizes.items()}
-            reports.append(_fill(config, writers, num_proc))
+            reports.append(_fill(config, schema, writers, num_proc))
             for writer in writers.values():
                 writer.close()
         if extra_files is not None:
@@ -117,43 +117,60 @@ def build(
     return reports
 
 
-def _fill(config: Config, writers: dict, num_proc: int) -> Report:
+@dataclass
+class _Chunk:
+    """What a worker returns for a run of indices: per candidate its rejection reason (None for a
+    record), per record its two key hashes, and the records themselves as one Arrow table."""
+
+    reasons: list[str | None]
+    hashes: list[tuple[int, int]]
+    table: pa.Table
+
+
+def _fill(config: Config, schema: pa.Schema, writers: dict, num_proc: int) -> Report:
     report = Report(config.name, {split: 0 for split in config.sizes})
     targets = dict(config.sizes)
-    total = sum(targets.values())
+    total, kept = sum(targets.values()), 0
     seen_prompts: set[int] = set()
     group_split: dict[int, str] = {}
     stall_limit = max(50_000, 200 * config.chunk)
     since_last_kept = 0
     bar = tqdm(total=total, desc=config.name, unit="ex", disable=None, leave=False)
-    with contextlib.closing(_candidates(config, num_proc)) as candidates, bar:
-        for candidate in candidates:
-            if report.kept == total:
+    with contextlib.closing(_chunks(config, schema, num_proc)) as chunks, bar:
+        for chunk in chunks:
+            taken: dict[str, list[int]] = {split: [] for split in targets}
+            row = -1
+            for reason in chunk.reasons:
+                if kept == total:
+                    break
+                report.candidates += 1
+                since_last_kept += 1
+                if since_last_kept > stall_limit:
+                    raise UsageError(f"{config.name}: only {kept} distinct items could be made of the {total} "
+                                     "asked for; ask for fewer examples")
+                if reason is not None:
+                    report.rejected[reason] += 1
+                    continue
+                row += 1
+                prompt_hash, group_hash = chunk.hashes[row]
+                if prompt_hash in seen_prompts:
+                    report.duplicates += 1
+                    continue
+                split = group_split.setdefault(group_hash, _choose_split(group_hash, report.sizes, targets))
+                if report.sizes[split] >= targets[split]:
+                    report.split_full += 1
+                    continue
+                seen_prompts.add(prompt_hash)
+                taken[split].append(row)
+                report.sizes[split] += 1
+                kept += 1
+                since_last_kept = 0
+            for split, rows in taken.items():
+                if rows:
+                    writers[split].add(chunk.table.take(rows))
+            bar.update(sum(map(len, taken.values())))
+            if kept == total:
                 break
-            report.candidates += 1
-            since_last_kept += 1
-            if since_last_kept > stall_limit:
-                raise UsageError(
-                    f"{config.name}: only {report.kept} distinct items could be made of the {total} asked for; "
-                    "ask for fewer examples"
-                )
-            record, reason, prompt_hash, group_hash = candidate
-            if record is None:
-                report.rejected[reason] += 1
-                continue
-            if prompt_hash in seen_prompts:
-                report.duplicates += 1
-                continue
-            split = group_split.get(group_hash) or _choose_split(group_hash, report.sizes, targets)
-            group_split[group_hash] = split
-            if report.sizes[split] >= targets[split]:
-                report.split_full += 1
-                continue
-            seen_prompts.add(prompt_hash)
-            writers[split].add(record)
-            report.sizes[split] += 1
-            since_last_kept = 0
-            bar.update(1)
     return report
 
 
@@ -168,42 +185,41 @@ def _choose_split(group_hash: int, filled: dict[str, int], targets: dict[str, in
     return next((s for s in targets if filled[s] < targets[s]), next(iter(targets)))
 
 
-_worker_make: Callable[[int], Candidate] | None = None
+_worker: tuple[Callable[[int], Candidate], pa.Schema] | None = None
 
 
-def _init_worker(make: Callable[[int], Candidate], in_pool: bool = False) -> None:
-    global _worker_make
-    _worker_make = make
+def _init_worker(make: Callable[[int], Candidate], schema: pa.Schema, in_pool: bool = False) -> None:
+    global _worker
+    _worker = (make, schema)
     if in_pool:  # the main process handles interrupts and ends the pool quietly
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def _run_chunk(bounds: tuple[int, int]) -> list[tuple]:
-    return [_summarise(_worker_make(i)) for i in range(*bounds)]
+def _run_chunk(bounds: tuple[int, int]) -> _Chunk:
+    make, schema = _worker
+    reasons, hashes, records = [], [], []
+    for index in range(*bounds):
+        candidate = make(index)
+        reasons.append(candidate.rejected if candidate.record is None else None)
+        if candidate.record is not None:
+            records.append(candidate.record)
+            hashes.append((stable_hash(candidate.prompt_key), stable_hash(candidate.group_key)))
+    return _Chunk(reasons, hashes, pa.Table.from_pylist(records, schema=schema))
 
 
-def _summarise(candidate: Candidate) -> tuple:
-    return (
-        candidate.record,
-        candidate.rejected,
-        stable_hash(candidate.prompt_key),
-        stable_hash(candidate.group_key),
-    )
-
-
-def _candidates(config: Config, num_proc: int) -> Iterator[tuple]:
-    """Candidates for index 0, 1, 2, ... in order, computed by `num_proc` workers."""
-    chunks = ((start, start + config.chunk) for start in range(0, 1 << 62, config.chunk))
+def _chunks(config: Config, schema: pa.Schema, num_proc: int) -> Iterator[_Chunk]:
+    """The chunks of indices 0, 1, 2, ... in order, computed by `num_proc` workers."""
+    bounds = ((start, start + config.chunk) for start in range(0, 1 << 62, config.chunk))
     if num_proc <= 1:
-        _init_worker(config.make)
-        for bounds in chunks:
-            yield from _run_chunk(bounds)
+        _init_worker(config.make, schema)
+        for chunk_bounds in bounds:
+            yield _run_chunk(chunk_bounds)
         return
     context = multiprocessing.get_context("fork")
-    with context.Pool(num_proc, initializer=_init_worker, initargs=(config.make, True)) as pool:
-        in_flight = collections.deque(pool.apply_async(_run_chunk, (next(chunks),)) for _ in range(num_proc * 3))
+    with context.Pool(num_proc, initializer=_init_worker, initargs=(config.make, schema, True)) as pool:
+        in_flight = collections.deque(pool.apply_async(_run_chunk, (next(bounds),)) for _ in range(num_proc * 3))
         while True:
-            results = in_flight.popleft().get()
-            in_flight.append(pool.apply_async(_run_chunk, (next(chunks),)))
-            yield from results
+            chunk = in_flight.popleft().get()
+            in_flight.append(pool.apply_async(_run_chunk, (next(bounds),)))
+            yield chunk

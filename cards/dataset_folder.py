@@ -76,26 +76,28 @@ def _raise_interrupt(signum, frame):
 
 
 class SplitWriter:
-    """Streams the rows of one split into a known number of parquet shards."""
+    """Streams the rows of one split into a known number of parquet shards, in row groups of a fixed size."""
 
     def __init__(self, folder: Path, split: str, rows: int, schema: pa.Schema):
         folder.mkdir(parents=True, exist_ok=True)
         self.folder, self.split, self.schema = folder, split, schema
         self.shards = max(1, math.ceil(rows / ROWS_PER_SHARD))
-        self.buffer: list[dict] = []
+        self.buffer: list[pa.Table] = []
+        self.buffered = 0
         self.shard = -1
         self.in_shard = 0
         self.writer: pq.ParquetWriter | None = None
         if rows == 0:
             self._open_next()
 
-    def add(self, row: dict) -> None:
-        self.buffer.append(row)
-        if len(self.buffer) >= ROWS_PER_GROUP:
-            self._flush()
+    def add(self, rows: pa.Table) -> None:
+        self.buffer.append(rows)
+        self.buffered += rows.num_rows
+        if self.buffered >= ROWS_PER_GROUP:
+            self._flush(final=False)
 
     def close(self) -> None:
-        self._flush()
+        self._flush(final=True)
         if self.writer is not None:
             self.writer.close()
             self.writer = None
@@ -108,11 +110,16 @@ class SplitWriter:
         name = f"{self.split}-{self.shard:05d}-of-{self.shards:05d}.parquet"
         self.writer = pq.ParquetWriter(self.folder / name, self.schema, compression="zstd")
 
-    def _flush(self) -> None:
-        while self.buffer:
+    def _flush(self, final: bool) -> None:
+        """Write whole row groups (and, when final, the rest), so the layout never depends on chunking."""
+        pending = pa.concat_tables(self.buffer) if self.buffer else self.schema.empty_table()
+        offset = 0
+        while pending.num_rows - offset >= ROWS_PER_GROUP or (final and offset < pending.num_rows):
             if self.writer is None or self.in_shard >= ROWS_PER_SHARD:
                 self._open_next()
-            take = min(len(self.buffer), ROWS_PER_SHARD - self.in_shard)
-            rows, self.buffer = self.buffer[:take], self.buffer[take:]
-            self.writer.write_table(pa.Table.from_pylist(rows, schema=self.schema), row_group_size=ROWS_PER_GROUP)
-            self.in_shard += take
+            size = min(ROWS_PER_GROUP, pending.num_rows - offset, ROWS_PER_SHARD - self.in_shard)
+            self.writer.write_table(pending.slice(offset, size).combine_chunks(), row_group_size=ROWS_PER_GROUP)
+            self.in_shard += size
+            offset += size
+        rest = pending.slice(offset)
+        self.buffer, self.buffered = ([rest] if rest.num_rows else []), rest.num_rows
