@@ -29,6 +29,7 @@ class DatasetDescription:
     task_categories: list[str] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
     packages: list[str] = field(default_factory=list)
+    leakage_group: str = "records sharing a normalised label"
     license: str = "cc-by-4.0"
     extra: str = ""
 
@@ -70,6 +71,7 @@ def dataset_card(description: DatasetDescription, reports: list[Report], command
         tags=description.tags or None,
         configs=[_config_entry(report, i == 0) for i, report in enumerate(reports)],
     )
+    splits = list(dict.fromkeys(split for r in reports for split in r.sizes))
     body = "\n".join([
         f"# {description.pretty_name}",
         "",
@@ -84,8 +86,9 @@ def dataset_card(description: DatasetDescription, reports: list[Report], command
         "",
         "## Configurations and splits",
         "",
-        _table(["config", "contents", *reports[0].sizes],
-               [[r.name, description.config_notes.get(r.name, ""), *r.sizes.values()] for r in reports]),
+        _table(["config", "contents", *splits],
+               [[r.name, description.config_notes.get(r.name, ""), *(r.sizes.get(s, 0) for s in splits)]
+                for r in reports]),
         "",
         "## Fields",
         "",
@@ -97,8 +100,8 @@ def dataset_card(description: DatasetDescription, reports: list[Report], command
         "",
         *[f"- {check}" for check in description.checks],
         "",
-        "Candidates examined, rejected by reason, and dropped as duplicates or to keep a leakage group "
-        "(records sharing a normalised label) inside one split:",
+        "Candidates examined, rejected by reason, and dropped as duplicate prompts or to keep a leakage group "
+        f"({description.leakage_group}) inside one split:",
         "",
         _report_table(reports),
         "",

@@ -104,6 +104,10 @@ def build(
 ) -> list[Report]:
     """Generate every configuration into the Hub-ready folder `out`, atomically."""
     check_target(Path(out), overwrite)
+    for config in configs:  # an empty split is left out: a declared split must have data to load
+        config.sizes = {split: size for split, size in config.sizes.items() if size > 0}
+        if not config.sizes:
+            raise UsageError(f"{config.name}: nothing to generate (every split has 0 examples)")
     reports = []
     with DatasetFolder(out, overwrite) as folder:
         for config in configs:

@@ -170,6 +170,7 @@ def description(specs: list[Spec], reports: list[Report], seed: int) -> DatasetD
         fields=FIELDS,
         checks=_checks(first),
         seed=seed,
+        leakage_group="a × b and b × a, unless `--no-commutative-leakage`",
         task_categories=["text-generation"],
         tags=["arithmetic", "multiplication", "chain-of-thought", "implicit-chain-of-thought", "interpretability",
               "synthetic"],

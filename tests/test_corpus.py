@@ -104,3 +104,14 @@ def test_parse_levels():
     for bad in ("0", "9", "x", "3-1", "1-9"):
         with pytest.raises(UsageError):
             parse_levels(bad, 1, 8)
+
+
+def test_empty_splits_are_left_out(tmp_path):
+    configs = [Config("sums", functools.partial(toy_item, 60), {"train": 30, "validation": 0, "test": 10}, chunk=32)]
+    build(tmp_path / "out", configs, SCHEMA, lambda reports: dataset_card(
+        DatasetDescription("Toy", "Toy.", {}, {}, [], 0), reports, "toy"))
+    ds = datasets.load_dataset(str(tmp_path / "out"))
+    assert {s: len(ds[s]) for s in ds} == {"train": 30, "test": 10}
+    with pytest.raises(UsageError, match="nothing to generate"):
+        build(tmp_path / "none", [Config("sums", functools.partial(toy_item, 60), {"train": 0})], SCHEMA, str)
+    assert not (tmp_path / "none").exists()

@@ -95,7 +95,7 @@ def test_default_output_folder_named_after_level(tmp_path):
 
 
 @pytest.mark.parametrize("args", [
-    ["--level", "0"], ["--level", "9"], ["--level", "x"], ["-n", "-5"], ["--num-proc", "0"],
+    ["--level", "0"], ["--level", "9"], ["--level", "x"], ["-n", "-5"], ["-n", "0"], ["--num-proc", "0"],
     ["--format", "xml"], ["--dialect", "nosuch"], ["--bogus"],
 ])
 def test_bad_arguments_give_one_line_and_exit_2(tmp_path, args):

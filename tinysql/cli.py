@@ -7,7 +7,7 @@ import sys
 from typing import Sequence
 
 from cards.card import command_line, dataset_card
-from cards.cli import Parser, non_negative_int, parse_levels, positive_int, run
+from cards.cli import Parser, parse_levels, positive_int, run
 from cards.corpus import build
 from tinysql import vocabulary
 from tinysql.generate import DIALECTS, FORMATS, LEVELS, Options, corpus_configs, description, schema
@@ -26,7 +26,7 @@ def parser() -> Parser:
                "are parsed, executed and checked against the request before they are kept.", epilog=EPILOG)
     p.add_argument("--level", default="1", help="level 1-8, a range like 1-4, or a list like 1,3 (default 1); "
                    "several levels give one config each")
-    p.add_argument("-n", "--num-examples", type=non_negative_int, default=10_000,
+    p.add_argument("-n", "--num-examples", type=positive_int, default=10_000,
                    help="examples per level, split 80/10/10 into train/validation/test (default 10000)")
     p.add_argument("--seed", type=int, default=0, help="random seed; same seed and options, same bytes (default 0)")
     p.add_argument("--out", help="output folder (default ./tinysql-level<L>)")

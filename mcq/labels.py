@@ -1,0 +1,69 @@
+"""Option labels and the MMLU-style prompt: label schemes, label styles, rendering, the single-token check.
+
+A prompt is `{question}\\n{label line per option}\\nAnswer:` (the lm-evaluation-harness MMLU layout);
+an option line is the styled label, a space and the option text (`A. red`, `(A) red`, `A: red`);
+the gold continuation is a space and the bare label (` A`), whatever the style.
+"""
+
+from __future__ import annotations
+
+import random
+import string
+
+SCHEMES = {
+    "abcd": "A B C D ... in order",
+    "lower": "a b c d ... in order",
+    "numbers": "1 2 3 4 ... in order",
+    "random": "distinct random capital letters, e.g. Q M X B",
+    "shuffled": "the first k capital letters in a shuffled order (never the canonical one), e.g. C A D B",
+}
+STYLES = {"dot": "{}.", "paren": "({})", "colon": "{}:"}
+MAX_OPTIONS = 10
+
+
+def make_labels(scheme: str, k: int, rng: random.Random) -> list[str]:
+    """The k labels of one record in `scheme`."""
+    canonical = list(string.ascii_uppercase[:k])
+    if scheme == "abcd":
+        return canonical
+    if scheme == "lower":
+        return list(string.ascii_lowercase[:k])
+    if scheme == "numbers":
+        return [str(i) for i in range(1, k + 1)]
+    if scheme == "random":
+        return rng.sample(string.ascii_uppercase, k)
+    if scheme == "shuffled":
+        shuffled = canonical
+        while shuffled == canonical and k > 1:
+            shuffled = rng.sample(canonical, k)
+        return shuffled
+    raise ValueError(f"unknown label scheme {scheme!r}")
+
+
+def option_line(label: str, text: str, style: str) -> str:
+    return f"{STYLES[style].format(label)} {text}"
+
+
+def render_prompt(question: str, choices: list[str], labels: list[str], style: str) -> str:
+    """The MMLU-style prompt; the model is scored on the continuation `continuation(label)`."""
+    lines = [question, *(option_line(label, text, style) for label, text in zip(labels, choices)), "Answer:"]
+    return "\n".join(lines)
+
+
+def continuation(label: str) -> str:
+    return " " + label
+
+
+def multi_token_labels(tokenizer, prompt: str, labels: list[str]) -> list[str]:
+    """The labels whose continuation ` L` is not exactly one token appended to the prompt's tokens."""
+    base = tokenizer.encode(prompt, add_special_tokens=False)
+    bad = []
+    for label in labels:
+        ids = tokenizer.encode(prompt + continuation(label), add_special_tokens=False)
+        if len(ids) != len(base) + 1 or ids[: len(base)] != base:
+            bad.append(label)
+    return bad
+
+
+def token_count(tokenizer, text: str) -> int:
+    return len(tokenizer.encode(text, add_special_tokens=False))

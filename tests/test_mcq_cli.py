@@ -1,0 +1,143 @@
+"""`mcq-gen` end to end: Hub-ready output, verified records, balance, leakage, determinism, the card, errors."""
+
+from __future__ import annotations
+
+import collections
+import os
+import string
+import subprocess
+import sys
+
+import datasets
+import pytest
+
+from mcq.generate import check_record
+
+GEN = [sys.executable, "-m", "mcq.cli"]
+
+
+def run(*args, cwd=None):
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    return subprocess.run([*GEN, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    out = tmp_path_factory.mktemp("gen") / "l1-4"
+    result = run("--level", "1-4", "-n", "200", "--seed", "3", "--out", out, "--counterfactual", "swap")
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_folder_loads_and_every_record_verifies(corpus):
+    assert datasets.get_dataset_config_names(str(corpus)) == ["level1", "level2", "level3", "level4"]
+    for config in ("level1", "level2", "level3", "level4"):
+        ds = datasets.load_dataset(str(corpus), config)
+        assert {s: len(ds[s]) for s in ds} == {"train": 160, "validation": 20, "test": 20}
+        for split in ds:
+            for record in ds[split]:
+                assert check_record(record) is None, record
+                assert isinstance(record["answer"], int) and record["level"] == int(config[-1])
+
+
+def test_gold_positions_balanced_and_reported(corpus):
+    ds = datasets.load_dataset(str(corpus), "level2")
+    counts = collections.Counter(r["answer"] for split in ds for r in ds[split])
+    assert counts == {0: 50, 1: 50, 2: 50, 3: 50}
+    card = (corpus / "README.md").read_text()
+    assert "## Gold positions" in card and "| level2 | 4 | 200 | 50 | 50 | 50 | 50 |" in card
+    assert "## Level ladder" in card and "near-miss" in card and "Seed 3." in card
+    assert "--counterfactual swap" in card and "same length in characters" in card
+
+
+def test_no_leakage_between_splits(corpus):
+    for config in ("level3", "level4"):
+        ds = datasets.load_dataset(str(corpus), config)
+        groups, prompts = {}, set()
+        for split in ds:
+            for record in ds[split]:
+                assert groups.setdefault((record["source"], record["facts"]), split) == split
+                assert record["prompt"] not in prompts
+                prompts.add(record["prompt"])
+
+
+def files_of(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_same_bytes_for_any_num_proc(tmp_path):
+    args = ["--level", "4", "-n", "60", "--labels", "random,numbers", "--out", tmp_path / "a"]
+    assert run(*args, "--num-proc", "1").returncode == 0
+    first = files_of(tmp_path / "a")
+    assert run(*args, "--num-proc", "2", "--overwrite").returncode == 0
+    assert files_of(tmp_path / "a") == first
+
+
+def test_defaults_and_overrides(tmp_path):
+    assert run("--level", "2", "-n", "40", cwd=tmp_path).returncode == 0
+    assert (tmp_path / "mcq-level2" / "README.md").exists()
+    out = tmp_path / "custom"
+    result = run("--level", "1", "-n", "40", "--labels", "lower", "--style", "paren", "--options", "3",
+                 "--sources", "order,arithmetic", "--distractors", "near", "--out", out)
+    assert result.returncode == 0, result.stderr
+    for record in datasets.load_dataset(str(out), split="train"):
+        assert record["labels"] == ["a", "b", "c"] and record["prompt"].splitlines()[1].startswith("(a) ")
+        assert record["source"] in ("order", "arithmetic")
+
+
+def test_tokenizer_rejections_are_counted(tmp_path):
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"[UNK]": 0, **{c: i + 1 for i, c in enumerate(string.printable.strip())}}
+    tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="[UNK]").save_pretrained(tmp_path / "tok")
+    out = tmp_path / "out"
+    result = run("--level", "3", "-n", "30", "--labels", "numbers", "--options", "9-10", "--tokenizer",
+                 tmp_path / "tok", "--counterfactual", "labels", "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert {len(r["labels"]) for r in datasets.load_dataset(str(out), split="train")} == {9}
+    assert "rejected: label not a single token" in (out / "README.md").read_text()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--level", "9"], "level 9 does not exist"),
+    (["--options", "11"], "--options"),
+    (["--options", "1"], "--options"),
+    (["--labels", "greek"], "unknown label scheme 'greek'"),
+    (["--style", "bold"], "unknown label style 'bold'"),
+    (["--sources", "trivia"], "unknown source 'trivia'"),
+    (["-n", "-1"], "-n/--num-examples"),
+    (["--num-proc", "0"], "--num-proc"),
+    (["--counterfactual", "both"], "--counterfactual"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
+    result = run(*args, "--out", tmp_path / "out", *(["-n", "10"] if "-n" not in args else []))
+    assert result.returncode == 2
+    assert result.stderr.startswith("mcq-gen: error:") and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert list(tmp_path.iterdir()) == [], "no output folder left behind"
+
+
+def test_unloadable_tokenizer_is_one_line_and_exit_2(tmp_path, capsys):
+    """In-process (transformers takes seconds to import): same `run` wrapper as the console script."""
+    from mcq.cli import main
+
+    (tmp_path / "empty").mkdir()
+    assert main(["--tokenizer", str(tmp_path / "empty"), "--out", str(tmp_path / "out"), "-n", "10"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mcq-gen: error: --tokenizer: cannot load") and len(err.strip().splitlines()) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["empty"]
+
+
+def test_existing_output_needs_overwrite(tmp_path):
+    (tmp_path / "out").mkdir()
+    result = run("--out", tmp_path / "out", "-n", "10")
+    assert result.returncode == 2 and "already exists" in result.stderr
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_help():
+    result = run("--help")
+    assert result.returncode == 0 and "levels:" in result.stdout and "--counterfactual" in result.stdout
