@@ -63,7 +63,7 @@ def make_item(options: Options, level: int, index: int) -> Candidate:
         except sqlglot.errors.SqlglotError:
             return Candidate(None, "dialect_error")
     if options.validate:
-        reason = checks.validate(sql, spec, context, creates, english, names, out_sql, options.dialect)
+        reason = checks.validate(sql, spec, context, english, names, out_sql, options.dialect)
         if reason:
             return Candidate(None, reason)
     create = "; ".join(out_creates)

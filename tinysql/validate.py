@@ -16,10 +16,11 @@ from functools import cache
 
 import sqlglot
 from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
 
 from tinysql import vocabulary
 from tinysql.english import EVIDENCE
-from tinysql.query import Context
+from tinysql.query import Context, create_sql
 
 CHECKS = [
     "the SQL parses with sqlglot (SQLite dialect)",
@@ -28,7 +29,8 @@ CHECKS = [
     "aggregates are legal in strict engines: no bare column beside an aggregate unless GROUP BY lists it, "
     "SUM/AVG only over numeric columns",
     "it executes in SQLite against the context's tables filled with 6-10 sample rows each (realistic faker "
-    "values, ~10% NULLs, foreign keys that match) and returns at least one row",
+    "values, ~10% NULLs, foreign keys that match) and returns at least one row (the tables are the vocabulary's "
+    "DDL, of which each context's CREATE TABLE is a column subset)",
     "the English request names every table, column and literal the SQL uses (by name or the chosen synonym) and "
     "states every aggregate, sort direction, DISTINCT, set operation and LIMIT",
     "with --dialect other than sqlite: the emitted SQL parses in that dialect and, transpiled back to SQLite, "
@@ -38,24 +40,45 @@ CHECKS = [
 
 @cache
 def _connection() -> sqlite3.Connection:
+    """One in-memory database per process holding every vocabulary table with all its columns."""
     connection = sqlite3.connect(":memory:", isolation_level=None)
+    for table in vocabulary.load().tables.values():
+        connection.execute(create_sql(table.name, list(table.columns)))
     return connection
 
 
-def execute(sql: str, context: Context, create_statements: list[str]) -> list[tuple]:
-    """Run `sql` against the context's tables and rows inside a transaction that is rolled back."""
+def execute(sql: str, context: Context) -> list[tuple]:
+    """Run `sql` over the context's sample rows, inside a transaction that is rolled back.
+
+    The rows fill the context's columns of the vocabulary's tables (a column outside the context stays
+    NULL, and `check_names` has already refused any reference to one), which spares a CREATE TABLE
+    per item; the context's own CREATE statements are the same DDL restricted to its columns.
+    """
     connection = _connection()
     connection.execute("BEGIN")
     try:
-        for table, statement in zip(context.tables, create_statements):
-            connection.execute(statement)
+        for table in context.tables:
             columns = context.columns[table]
-            marks = ", ".join("?" * len(columns))
-            connection.executemany(f"INSERT INTO {table} VALUES ({marks})",
-                                   [tuple(row[c] for c in columns) for row in context.rows[table]])
+            insert = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+            connection.executemany(insert, [tuple(row[c] for c in columns) for row in context.rows[table]])
         return connection.execute(sql).fetchall()
     finally:
         connection.execute("ROLLBACK")
+
+
+@cache
+def _sqlite_parser() -> tuple:
+    dialect = Dialect.get_or_raise("sqlite")
+    return dialect.tokenizer_class(dialect=dialect), dialect.parser_class(dialect=dialect)
+
+
+def parse(sql: str) -> exp.Expression:
+    """sqlglot's parse of one SQLite statement, with the tokenizer and parser built once per process."""
+    tokenizer, parser = _sqlite_parser()
+    trees = parser.parse(tokenizer.tokenize(sql), sql)
+    if len(trees) != 1 or trees[0] is None:
+        raise sqlglot.errors.ParseError(f"expected one statement, got {len(trees)}")
+    return trees[0]
 
 
 def _nodes(tree: exp.Expression) -> dict[type, list[exp.Expression]]:
@@ -146,19 +169,19 @@ def check_mentions(spec: dict, english: str, names: dict) -> str | None:
     return None
 
 
-def validate(sql: str, spec: dict, context: Context, create_statements: list[str], english: str, names: dict,
+def validate(sql: str, spec: dict, context: Context, english: str, names: dict,
              dialect_sql: str | None = None, dialect: str = "sqlite") -> str | None:
     """The first failed check's reason, or None when the label passes every check."""
     try:
-        tree = sqlglot.parse_one(sql, read="sqlite")
-    except sqlglot.errors.ParseError:
+        tree = parse(sql)
+    except sqlglot.errors.SqlglotError:
         return "parse_error"
     nodes = _nodes(tree)
     reason = check_names(nodes, context) or check_aggregates(nodes)
     if reason:
         return reason
     try:
-        rows = execute(sql, context, create_statements)
+        rows = execute(sql, context)
     except sqlite3.Error:
         return "execution_error"
     if not rows:
@@ -168,7 +191,7 @@ def validate(sql: str, spec: dict, context: Context, create_statements: list[str
         return reason
     try:
         back = sqlglot.transpile(dialect_sql, read=dialect, write="sqlite")[0]
-        if execute(back, context, create_statements) != rows:
+        if execute(back, context) != rows:
             return "dialect_mismatch"
     except (sqlglot.errors.SqlglotError, sqlite3.Error):
         return "dialect_mismatch"
