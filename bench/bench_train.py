@@ -1,0 +1,153 @@
+"""Trainer benchmarks: padding in the batches, and the trainer's step throughput against a bare loop.
+
+    python bench/bench_train.py --padding              # real-token share of the computed batches, per corpus
+    python bench/bench_train.py --throughput           # zoo-train's loop vs a bare PyTorch loop, same batches
+    python bench/bench_train.py --padding --throughput --preset nano --steps 60 --repeats 3
+
+Corpora are generated into a temporary folder. The bare loop runs the same model (same init),
+the same micro-batches (`train.loop.micro_batches`, collated on the fly in both) and the same
+AdamW, clipping and LR schedule, with nothing else: no accelerate, no logging, no progress bar.
+The two alternate `--repeats` times and the median is reported (other processes on the machine
+move single runs around). Prints tables; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mcq.cli import main as mcq_gen  # noqa: E402
+from multmath.cli import main as multmath_gen  # noqa: E402
+from tinysql.cli import main as tinysql_gen  # noqa: E402
+from train import data, loop, presets  # noqa: E402
+from train.tokenizer import train_tokenizer  # noqa: E402
+
+CORPORA = {
+    "tinysql level 1": (tinysql_gen, ["--level", "1", "-n", "4000"], "sft"),
+    "tinysql level 5": (tinysql_gen, ["--level", "5", "-n", "4000"], "sft"),
+    "multmath 4x4 icot": (multmath_gen, ["--digits", "4x4", "-n", "4000"], "icot"),
+    "multmath 3x5,5x3 sft": (multmath_gen, ["--digits", "3x5,5x3", "-n", "4000"], "sft"),
+    "mcq level 3": (mcq_gen, ["--level", "3", "-n", "4000"], "sft"),
+}
+
+
+def corpus(root: Path, name: str, objective: str | None = None, tokenizer=None):
+    make, args, default = CORPORA[name]
+    folder = root / name.replace(" ", "_")
+    if not folder.exists():
+        assert make([*args, "--out", str(folder)]) == 0
+    records = data.load_corpus(str(folder))["train"]
+    kind = data.detect_kind(records.column_names)
+    if tokenizer is None:
+        tokenizer = train_tokenizer(("".join(data.pieces(r, kind)) for r in records), kind == "multmath", 4096)
+    enc, _ = data.encode(records, kind, tokenizer, objective or default)
+    return enc, tokenizer
+
+
+def padding(root: Path, batch_size: int) -> None:
+    print(f"\nreal (non-padding) share of the tokens computed, batch size {batch_size}\n")
+    print("| corpus | mean length | grouped by length | random batches |")
+    print("|---|---|---|---|")
+    for name in CORPORA:
+        enc, _ = corpus(root, name)
+        lengths = [enc.length(i) for i in range(len(enc))]
+        grouped = data.batches(lengths, batch_size, seed=0, epoch=0)
+        order = torch.randperm(len(lengths), generator=torch.Generator().manual_seed(0)).tolist()
+        random = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+        print(f"| {name} | {statistics.mean(lengths):.1f} | {data.real_fraction(lengths, grouped):.3f} | "
+              f"{data.real_fraction(lengths, random):.3f} |")
+
+
+def fresh_model(shape, tokenizer, seed: int = 0):
+    config = presets.config(shape, shape.arch, len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id,
+                            tokenizer.pad_token_id)
+    return presets.build(config, seed)
+
+
+def bare_loop(model, enc, settings: loop.Settings, pad_id: int) -> float:
+    """Seconds for `settings.max_steps` steps of the plainest loop over the trainer's batches."""
+    from transformers import get_scheduler
+
+    per_epoch = loop.steps_per_epoch(len(enc), settings)
+    optimizer = torch.optim.AdamW(loop.param_groups(model, settings.weight_decay), lr=settings.lr)
+    scheduler = get_scheduler(settings.schedule, optimizer, num_warmup_steps=settings.warmup_steps,
+                              num_training_steps=settings.max_steps)
+    plans: dict = {}
+    model.train()
+    start = time.perf_counter()
+    for step in range(settings.max_steps):
+        for batch in loop.micro_batches(enc, settings, step, per_epoch, 1, 0, pad_id, plans):
+            loss = model(**batch).loss
+            loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), settings.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+    return time.perf_counter() - start
+
+
+def trainer(model, enc, settings: loop.Settings, pad_id: int, out: Path) -> float:
+    start = time.perf_counter()
+    loop.train(loop.Objective(model), enc, settings, out, pad_id, {})
+    return time.perf_counter() - start
+
+
+def throughput(root: Path, preset: str, steps: int, batch_size: int, repeats: int) -> None:
+    name = "tinysql level 1"
+    enc, tokenizer = corpus(root, name)
+    shape = presets.PRESETS[preset]
+    settings = loop.Settings(batch_size=batch_size, max_steps=steps, warmup_steps=steps // 10, progress=True,
+                             log_every=10)
+    per_step = []
+    plans: dict = {}
+    for step in range(steps):
+        for batch in loop.micro_batches(enc, settings, step, loop.steps_per_epoch(len(enc), settings), 1, 0,
+                                        tokenizer.pad_token_id, plans):
+            per_step.append(int(batch["attention_mask"].sum()))
+    tokens = sum(per_step)
+    times = {"bare loop": [], "zoo-train loop": []}
+    for r in range(repeats):
+        times["bare loop"].append(bare_loop(fresh_model(shape, tokenizer), enc, settings, tokenizer.pad_token_id))
+        with tempfile.TemporaryDirectory() as out:
+            times["zoo-train loop"].append(trainer(fresh_model(shape, tokenizer), enc, settings,
+                                                   tokenizer.pad_token_id, Path(out)))
+    params = presets.parameter_counts(fresh_model(shape, tokenizer))["total"]
+    print(f"\n{preset} ({params:,} parameters), {name}, batch {batch_size}, {steps} steps, "
+          f"{tokens:,} real tokens, {torch.get_num_threads()} threads, median of {repeats}\n")
+    print("| loop | seconds | steps/s | tokens/s | relative |")
+    print("|---|---|---|---|---|")
+    bare = statistics.median(times["bare loop"])
+    for label, values in times.items():
+        t = statistics.median(values)
+        print(f"| {label} | {t:.2f} | {steps / t:.2f} | {tokens / t:,.0f} | {bare / t:.3f} |")
+    print("\nall runs (s): " + "; ".join(f"{k}: {', '.join(f'{v:.2f}' for v in vs)}" for k, vs in times.items()))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--padding", action="store_true")
+    p.add_argument("--throughput", action="store_true")
+    p.add_argument("--preset", default="nano", choices=list(presets.PRESETS)[:3])
+    p.add_argument("--steps", type=int, default=60)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--repeats", type=int, default=3)
+    args = p.parse_args()
+    if not (args.padding or args.throughput):
+        args.padding = args.throughput = True
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.padding:
+            padding(Path(tmp), args.batch_size)
+        if args.throughput:
+            throughput(Path(tmp), args.preset, args.steps, args.batch_size, args.repeats)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,294 @@
+"""train/ pieces without a training run: presets, tokenizers, records to tokens, batching, the ICoT
+schedule, the aux heads and the metrics."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from transformers import AutoTokenizer
+
+from cards.cli import UsageError
+from mcq.cli import main as mcq_gen
+from multmath.cli import main as multmath_gen
+from tinysql.cli import main as tinysql_gen
+from train import data, icot, presets
+from train.aux import AuxHeads
+from train.evaluate import answer_digits, label_scores, score
+from train.loop import Objective
+from train.tokenizer import ensure_pad, train_tokenizer
+
+
+@pytest.fixture(scope="module")
+def corpora(tmp_path_factory):
+    root = tmp_path_factory.mktemp("corpora")
+    assert tinysql_gen(["--level", "1", "-n", "200", "--out", str(root / "sql")]) == 0
+    assert multmath_gen(["--digits", "3x3", "-n", "300", "--num-valid", "20", "--num-test", "20",
+                         "--out", str(root / "mm")]) == 0
+    assert mcq_gen(["--level", "3", "-n", "200", "--out", str(root / "mcq")]) == 0
+    return {name: data.load_corpus(str(root / name)) for name in ("sql", "mm", "mcq")}
+
+
+@pytest.fixture(scope="module")
+def digit_tokenizer(corpora):
+    records = corpora["mm"]["train"]
+    return train_tokenizer(("".join(data.pieces(r, "multmath")) for r in records), digits=True, vocab_size=0)
+
+
+# presets
+
+
+def test_tiny_is_well_under_a_million_parameters_in_every_family():
+    for arch in presets.ARCHS:
+        assert presets.meta_counts("tiny", arch)["total"] < 600_000
+
+
+def test_large_presets_mirror_the_published_shapes():
+    # with the original vocabularies the counts are those of the published models
+    assert presets.meta_counts("0.5b", vocab_size=151_936)["total"] == 494_032_768  # Qwen2.5-0.5B
+    assert presets.meta_counts("1b", vocab_size=128_256)["total"] == 1_235_814_400  # Llama-3.2-1B
+    tiny_stories = presets.meta_counts("33m", vocab_size=50_257)  # TinyStories-33M: 28.3M non-embedding
+    assert round(tiny_stories["non_embedding"] / 1e6, 1) == 28.3
+    config = presets.config(presets.PRESETS["33m"], "gpt-neo", 100, 0, 0, 1)
+    assert config.attention_layers == ["global", "local", "global", "local"] and config.window_size == 256
+
+
+def test_shape_overrides_and_bad_overrides():
+    s = presets.shape("tiny", layers=3, hidden=96, heads=6)
+    assert (s.layers, s.hidden, s.heads, s.mlp) == (3, 96, 6, 384)
+    with pytest.raises(ValueError):
+        presets.shape("tiny", heads=5)
+
+
+# tokenizers
+
+
+def test_digit_tokenizer_has_one_token_per_digit_and_reloads(digit_tokenizer, tmp_path):
+    ids = digit_tokenizer("1 2 3 * 4 5 6 ||", add_special_tokens=False)["input_ids"]
+    assert len(ids) == 8
+    assert len(digit_tokenizer("123", add_special_tokens=False)["input_ids"]) == 3
+    digit_tokenizer.save_pretrained(tmp_path)
+    again = AutoTokenizer.from_pretrained(tmp_path)
+    assert again("7 8 #### 9")["input_ids"] == digit_tokenizer("7 8 #### 9")["input_ids"]
+    assert again.pad_token == "<|pad|>" and again.eos_token == "<|endoftext|>" and again.pad_token_id != again.eos_token_id
+
+
+def test_bpe_tokenizer_round_trips_sql_text(corpora):
+    records = corpora["sql"]["train"]
+    tok = train_tokenizer((r["prompt"] + r["completion"] for r in records), digits=False, vocab_size=1000)
+    text = records[0]["prompt"] + records[0]["completion"]
+    assert tok.decode(tok(text)["input_ids"]) == text
+    assert len(tok) <= 1000
+
+
+def test_saved_tokenizers_reload_identically_next_to_every_family(corpora, digit_tokenizer, tmp_path):
+    sql = corpora["sql"]["train"]
+    text, digits = sql[0]["prompt"] + sql[0]["completion"], "1 2 * 3 4 || 5 6 + 7 #### 8 9"
+    for arch in presets.ARCHS:
+        bpe = train_tokenizer((r["prompt"] + r["completion"] for r in sql), False, 800, qwen2=arch == "qwen2")
+        for tok, sample in ((bpe, text), (digit_tokenizer, digits)):
+            if arch == "qwen2" and tok is digit_tokenizer:
+                continue  # transformers forces Qwen2Tokenizer on qwen2 folders: zoo-train refuses this pair
+            folder = tmp_path / f"{arch}-{tok is bpe}"
+            model = presets.build(presets.config(presets.PRESETS["tiny"], arch, len(tok), 0, 0, 1), seed=0)
+            model.save_pretrained(folder)
+            tok.save_pretrained(folder)
+            again = AutoTokenizer.from_pretrained(folder)
+            assert again(sample)["input_ids"] == tok(sample)["input_ids"], arch
+            assert again.pad_token_id == tok.pad_token_id == 1
+
+
+def test_ensure_pad_adds_a_token_and_grows_the_embeddings():
+    from tokenizers import Tokenizer, models
+    from transformers import PreTrainedTokenizerFast
+
+    raw = Tokenizer(models.WordLevel({"a": 0, "b": 1, "<eos>": 2}, unk_token="a"))
+    tok = PreTrainedTokenizerFast(tokenizer_object=raw, eos_token="<eos>")
+    model = presets.build(presets.config(presets.PRESETS["tiny"], "llama", 3, 2, 2, None), seed=0)
+    assert ensure_pad(tok, model) is True
+    assert tok.pad_token_id == 3 and model.get_input_embeddings().weight.shape[0] == 4
+    assert model.config.pad_token_id == 3
+
+
+# records to tokens
+
+
+def test_kinds_are_told_from_the_columns(corpora):
+    assert data.detect_kind(corpora["sql"]["train"].column_names) == "tinysql"
+    assert data.detect_kind(corpora["mm"]["train"].column_names) == "multmath"
+    assert data.detect_kind(corpora["mcq"]["train"].column_names) == "mcq"
+    with pytest.raises(UsageError, match="known column sets"):
+        data.detect_kind(["question", "text"])
+    with pytest.raises(UsageError, match="needs a multmath corpus"):
+        data.check_objective("tinysql", "icot")
+
+
+def test_labels_mask_the_prompt_and_cover_the_completion_and_eos(corpora, digit_tokenizer):
+    records = corpora["mm"]["train"].select(range(4))
+    enc, dropped = data.encode(records, "multmath", digit_tokenizer, "sft")
+    batch = data.collate(enc, [0, 1], digit_tokenizer.pad_token_id)
+    prompt_len = len(enc.prompt[0])
+    labels = batch["labels"][0]
+    assert (labels[:prompt_len] == -100).all() and (labels[prompt_len:] != -100).all()
+    completion = digit_tokenizer.decode(labels[prompt_len:]).split()
+    assert completion == f"{records[0]['cot']} #### {records[0]['answer']} <|endoftext|>".split()
+    nocot, _ = data.encode(records, "multmath", digit_tokenizer, "nocot")
+    assert nocot.cot[0] == []
+    assert digit_tokenizer.decode(nocot.answer[0]).split() == f"#### {records[0]['answer']} <|endoftext|>".split()
+
+
+def test_mcq_completion_is_the_gold_label(corpora):
+    records = corpora["mcq"]["train"].select(range(3))
+    tok = train_tokenizer((r["prompt"] + " " + r["answer_label"] for r in corpora["mcq"]["train"]), False, 600)
+    enc, _ = data.encode(records, "mcq", tok)
+    assert tok.decode(enc.answer[2]) == " " + records[2]["answer_label"] + "<|endoftext|>"
+
+
+def test_too_long_records_are_dropped(corpora, digit_tokenizer):
+    records = corpora["mm"]["train"].select(range(5))
+    enc, dropped = data.encode(records, "multmath", digit_tokenizer, "sft", max_length=10)
+    assert (len(enc), dropped) == (0, 5)
+
+
+def test_batches_are_deterministic_cover_every_record_and_waste_little(corpora):
+    records = corpora["sql"]["train"]
+    tok = train_tokenizer((r["prompt"] + r["completion"] for r in records), False, 2000)
+    enc, _ = data.encode(records, "tinysql", tok)
+    lengths = [enc.length(i) for i in range(len(enc))]
+    plan = data.batches(lengths, 8, seed=1, epoch=0)
+    assert plan == data.batches(lengths, 8, seed=1, epoch=0) != data.batches(lengths, 8, seed=1, epoch=1)
+    assert sorted(i for b in plan for i in b) == list(range(len(enc)))
+    assert data.real_fraction(lengths, plan) >= 0.9
+    assert data.real_fraction(lengths, [list(range(len(enc)))]) < data.real_fraction(lengths, plan)
+
+
+# the ICoT schedule
+
+
+def test_icot_schedule_removes_per_epoch_tokens_spread_over_the_epoch():
+    # 8 tokens per epoch of 16 steps: one more token every 2 steps
+    assert [icot.scheduled(s, 16, 8) for s in range(0, 20, 2)] == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
+    assert icot.scheduled(16, 16, 8) == 8 and icot.scheduled(32, 16, 8) == 16
+    assert [icot.resets_at(s, 16, 8, longest=3) for s in range(8)] == [False, False, True, False, True, False, True,
+                                                                     False]
+
+
+def test_smoothing_distribution_and_its_draws():
+    p = icot.smoothing(4.0, 5)
+    assert math.isclose(float(p.sum()), 1.0) and math.isclose(float(p[1] / p[0]), math.exp(-4), rel_tol=1e-9)
+    assert icot.smoothing(math.inf, 5).tolist() == [1.0]
+    draws = icot.removals(10, 16, 8, 4.0, longest=40, count=2000, seed=0)
+    assert draws == icot.removals(10, 16, 8, 4.0, longest=40, count=2000, seed=0)  # seeded by (seed, step)
+    assert min(draws) == 5 and 0.95 < draws.count(5) / 2000 < 0.995  # P(k=0) = 1 - e^-4 ≈ 0.982
+    assert icot.removals(10, 16, 8, math.inf, 40, 3, 0) == [5, 5, 5]
+    assert icot.removals(200, 16, 8, 4.0, 40, 3, 0) == [40, 40, 40]  # capped: the CoT is gone
+
+
+def test_which_cot_tokens_are_present_at_which_step(corpora, digit_tokenizer):
+    record = corpora["mm"]["train"][0]
+    enc, _ = data.encode([record], "multmath", digit_tokenizer, "icot")
+    cot = record["cot"].split()
+    steps_per_epoch, longest = 10, len(cot)
+    for step in (0, 3, 10, 25, 1000):
+        removed = icot.removals(step, steps_per_epoch, 8, math.inf, longest, 1, seed=0)
+        ids = data.collate(enc, [0], digit_tokenizer.pad_token_id, removed)["input_ids"][0].tolist()
+        text = digit_tokenizer.decode(ids).split()
+        expect_cot = cot[min(8 * step // steps_per_epoch, longest):]
+        assert text == record["prompt"].split() + ["||"] + expect_cot + ["####"] + record["answer"].split() + \
+            ["<|endoftext|>"]
+
+
+# the aux heads
+
+
+def test_aux_targets_line_up_with_the_answer_digits(corpora, digit_tokenizer):
+    records = corpora["mm"]["train"].select(range(3))
+    enc, _ = data.encode(records, "multmath", digit_tokenizer, "aux")
+    data.check_aux(enc)
+    batch = data.collate(enc, [0, 1, 2], digit_tokenizer.pad_token_id, aux=True)
+    for row, record in enumerate(records):
+        positions = batch["aux_positions"][row]
+        # the token after each read position is answer digit c_k, and the target is ĉ_k
+        digits = [digit_tokenizer.decode([t]) for t in batch["input_ids"][row, positions + 1].tolist()]
+        assert "".join(digits) == record["answer"].replace(" ", "")
+        assert batch["aux_targets"][row].tolist() == record["running_sums"]
+        assert [int(d) for d in digits] == [s % 10 for s in record["running_sums"]]
+        assert digit_tokenizer.decode([batch["input_ids"][row, positions[0]]]) == "####"
+
+
+def test_aux_heads_get_gradients_and_train_the_model_through_the_chosen_heads(corpora, digit_tokenizer):
+    records = corpora["mm"]["train"].select(range(8))
+    enc, _ = data.encode(records, "multmath", digit_tokenizer, "aux")
+    tok = digit_tokenizer
+    for arch in ("gpt2", "llama"):
+        model = presets.build(presets.config(presets.PRESETS["tiny"], arch, len(tok), 0, 0, 1), seed=0)
+        heads = AuxHeads(model, layer=1, heads=[0, 2])
+        objective = Objective(model, heads, aux_weight=1.0)
+        batch = data.collate(enc, list(range(8)), tok.pad_token_id, aux=True)
+        loss, lm, aux = objective(**batch)  # the hook captured the concatenated head outputs of layer 1
+        assert heads.captured.shape[-1] == model.config.hidden_size and aux > 0
+        heads.loss(batch["aux_positions"], batch["aux_targets"], batch["aux_mask"]).backward()  # the aux term alone
+        assert heads.weight.grad is not None and heads.weight.grad.abs().sum() > 0
+        first_layer = next(p for n, p in model.named_parameters() if ".0." in n and p.dim() == 2)
+        assert first_layer.grad is not None and first_layer.grad.abs().sum() > 0
+        assert torch.isclose(loss, lm + aux.detach() * 1.0)
+
+
+def test_aux_reads_only_the_chosen_heads(corpora, digit_tokenizer):
+    model = presets.build(presets.config(presets.PRESETS["tiny"], "gpt2", len(digit_tokenizer), 0, 0, 1), seed=0)
+    heads = AuxHeads(model, layer=-1, heads=[3])
+    heads.captured = torch.zeros(1, 5, 64, requires_grad=True)
+    pred = heads.predict(torch.tensor([[2, 4]]))
+    pred.sum().backward()
+    grad = heads.captured.grad.view(1, 5, 4, 16)
+    assert grad[0, [2, 4], 3].abs().sum() > 0
+    assert grad[0, :, :3].abs().sum() == 0 and grad[0, [0, 1, 3]].abs().sum() == 0
+
+
+# metrics
+
+
+def test_multmath_scoring_reads_the_answer_after_the_last_marker():
+    assert answer_digits("1 2 + 3 #### 4 5 6") == "456" and answer_digits("4 5 6") == ""
+    records = [{"answer": "1 2 3 4", "answer_digits": [1, 2, 3, 4]}, {"answer": "5 6 7 8", "answer_digits": [5, 6, 7, 8]}]
+    m = score(records, ["9 9 #### 1 2 3 4", "#### 5 0 7"], "multmath")
+    assert m["exact_match"] == 0.5 and m["digit_accuracy"] == 6 / 8
+    assert m["digit_accuracy_by_position"] == [1.0, 0.5, 1.0, 0.5]
+
+
+def test_tinysql_scoring_uses_the_scorer(corpora):
+    record = corpora["sql"]["test"][0]
+    lower = record["sql_statement"].replace("SELECT", "select").replace(" FROM ", " from ")
+    m = score([record, record], [record["sql_statement"], "SELECT nothing FROM nowhere"], "tinysql")
+    assert m == {"exact_match": 0.5, "normalized_match": 0.5, "execution_match": 0.5}
+    assert score([record], [lower], "tinysql") == {"exact_match": 0.0, "normalized_match": 1.0, "execution_match": 1.0}
+
+
+def test_mcq_label_scores_come_from_the_label_log_likelihoods():
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {w: i for i, w in enumerate(["<eos>", "Q", "Answer:", "A", "B", "C"])}
+    raw = Tokenizer(models.WordLevel(vocab, unk_token="<eos>"))
+    raw.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok = PreTrainedTokenizerFast(tokenizer_object=raw, eos_token="<eos>", pad_token="<eos>")
+
+    class Fixed(torch.nn.Module):
+        """Always predicts the next token with log-probabilities favouring C, then B, then A."""
+
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, input_ids):
+            logits = torch.tensor([0.0, 0.0, 0.0, 1.0, 2.0, 3.0]).expand(*input_ids.shape, 6)
+            return type("Out", (), {"logits": logits})
+
+    records = [{"prompt": "Q Answer:", "labels": ["A", "B", "C"], "answer": 2},
+               {"prompt": "Q Q Answer:", "labels": ["A", "B"], "answer": 0}]
+    m = label_scores(Fixed(), tok, records, batch_size=4, progress=False)
+    p_c = math.exp(3) / (math.exp(1) + math.exp(2) + math.exp(3))
+    p_a = math.exp(1) / (math.exp(1) + math.exp(2))
+    assert m["label_accuracy"] == 0.5
+    assert math.isclose(m["gold_probability"], (p_c + p_a) / 2, rel_tol=1e-5)

@@ -1,0 +1,258 @@
+"""The training loop, on accelerate: devices, mixed precision, DDP/FSDP, checkpoints and resume.
+
+Optimizer step `s` is a pure function of (seed, s): its micro-batches are those of
+`data.batches(seed, epoch)` at fixed positions, and the ICoT removal smoothing is seeded by
+(seed, s). A checkpoint (`accelerator.save_state`: model, optimizer, scheduler, RNG states) plus
+the step number is therefore all a resumed run needs to end with the same weights as an
+uninterrupted one. Gradient accumulation, clipping, the LR schedule (`transformers.get_scheduler`)
+and the ICoT optimizer resets live here too. Logs: JSON lines in `log.jsonl`, a tqdm bar with the
+loss and tokens/s, and TensorBoard events under `runs/` when asked.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from collections import defaultdict
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import DistributedType, set_seed
+from torch import nn
+from tqdm.auto import tqdm
+from transformers import get_scheduler
+
+from cards.cli import UsageError
+from train import icot
+from train.aux import AuxHeads
+from train.data import Encoded, batches, collate
+
+CHECKPOINTS = "checkpoints"
+
+
+@dataclass
+class Settings:
+    """Everything the loop needs besides the model and the data."""
+
+    objective: str = "sft"
+    batch_size: int = 32
+    grad_accum: int = 1
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 0
+    schedule: str = "linear"
+    max_grad_norm: float = 1.0
+    precision: str = "auto"
+    seed: int = 0
+    epochs: int = 1
+    max_steps: int | None = None
+    save_every: int | None = None
+    eval_every: int | None = None
+    log_every: int = 10
+    icot_per_epoch: int = 8
+    icot_lambda: float = 4.0
+    aux_weight: float = 1.0
+    tensorboard: bool = False
+    progress: bool = True
+
+
+class Objective(nn.Module):
+    """The causal LM and, for `aux`, its regression heads: forward returns (loss, LM loss, aux loss)."""
+
+    def __init__(self, model, aux: AuxHeads | None = None, aux_weight: float = 0.0):
+        super().__init__()
+        self.model, self.aux, self.aux_weight = model, aux, aux_weight
+        if getattr(model, "loss_type", None) is None:  # GPT-2's class name hides it: same loss, minus a warning
+            model.loss_type = "ForCausalLM"
+
+    def forward(self, input_ids, attention_mask, labels, aux_positions=None, aux_targets=None, aux_mask=None):
+        lm = self.model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
+        if self.aux is None:
+            return lm, lm.detach(), torch.zeros((), device=lm.device)
+        aux = self.aux.loss(aux_positions, aux_targets, aux_mask)
+        return lm + self.aux_weight * aux, lm.detach(), aux.detach()
+
+
+def mixed_precision(choice: str) -> str:
+    """`auto` is bf16 on a GPU that has it, else full precision."""
+    if choice != "auto":
+        return choice
+    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+
+
+def steps_per_epoch(examples: int, s: Settings, world: int = 1) -> int:
+    """Optimizer steps per epoch: the epoch's batches (the last one may be short) shared by the processes."""
+    return math.ceil(examples / s.batch_size) // world // s.grad_accum
+
+
+def total_steps(examples: int, s: Settings, world: int = 1) -> int:
+    return s.max_steps or s.epochs * steps_per_epoch(examples, s, world)
+
+
+def micro_batches(data: Encoded, s: Settings, step: int, per_epoch: int, world: int, rank: int, pad_id: int,
+                  plans: dict) -> list[dict]:
+    """The micro-batches this process computes at optimizer step `step` (a pure function of the step)."""
+    epoch, within = divmod(step, per_epoch)
+    if epoch not in plans:
+        plans.clear()
+        plans[epoch] = batches([data.length(i) for i in range(len(data))], s.batch_size, s.seed, epoch)
+    plan, out = plans[epoch], []
+    for j in range(s.grad_accum):
+        indices = plan[(within * s.grad_accum + j) * world + rank]
+        removed = None
+        if s.objective == "icot":
+            removed = icot.removals(step, per_epoch, s.icot_per_epoch, s.icot_lambda, data.max_cot, len(indices),
+                                    s.seed, j * world + rank)
+        out.append(collate(data, indices, pad_id, removed, aux=s.objective == "aux"))
+    return out
+
+
+def train(objective: Objective, data: Encoded, s: Settings, out: Path, pad_id: int, fingerprint: dict,
+          evaluate: Callable[[nn.Module], dict] | None = None, resume_from: Path | None = None) -> dict:
+    """Train; returns the state dicts of the LM and of the aux heads, and a summary of the run."""
+    accelerator = Accelerator(mixed_precision=mixed_precision(s.precision))
+    set_seed(s.seed)
+    world, rank = accelerator.num_processes, accelerator.process_index
+    per_epoch = steps_per_epoch(len(data), s, world)
+    if per_epoch == 0:
+        raise UsageError(f"the training split ({len(data)} examples) is smaller than one optimizer step "
+                         f"({s.batch_size} x {s.grad_accum} accumulation x {world} processes)")
+    steps = total_steps(len(data), s, world)
+    optimizer = torch.optim.AdamW(param_groups(objective, s.weight_decay), lr=s.lr)
+    scheduler = get_scheduler(s.schedule, optimizer, num_warmup_steps=s.warmup_steps, num_training_steps=steps)
+    module, optimizer = accelerator.prepare(objective, optimizer)
+    accelerator.register_for_checkpointing(scheduler)
+    start = 0
+    if resume_from is not None:
+        accelerator.load_state(str(resume_from))
+        start = json.loads((resume_from / "trainer.json").read_text())["step"]
+    if accelerator.distributed_type == DistributedType.FSDP:
+        evaluate = None  # a sharded model cannot run forward on the main process alone; the final evaluation remains
+    log = Log(out, start, accelerator.is_main_process, s.tensorboard)
+    plans: dict = {}
+    bar = tqdm(total=steps, initial=start, desc="train", disable=not (s.progress and accelerator.is_main_process),
+               dynamic_ncols=True)
+    began, tokens, sums, timer = time.time(), 0, defaultdict(float), time.perf_counter()
+    module.train()
+    for step in range(start, steps):
+        if s.objective == "icot" and icot.resets_at(step, per_epoch, s.icot_per_epoch, data.max_cot):
+            optimizer.optimizer.state.clear()  # same as re-creating AdamW: fresh moments, same LR schedule
+        for j, batch in enumerate(micro_batches(data, s, step, per_epoch, world, rank, pad_id, plans)):
+            tokens += int(batch["attention_mask"].sum()) * world
+            batch = {k: v.to(accelerator.device, non_blocking=True) for k, v in batch.items()}
+            last = j == s.grad_accum - 1
+            with accelerator.no_sync(module) if not last else nullcontext():
+                loss, lm, aux = module(**batch)
+                accelerator.backward(loss / s.grad_accum)
+            sums["loss"] += loss.detach() / s.grad_accum
+            sums["lm_loss"] += lm / s.grad_accum
+            sums["aux_loss"] += aux / s.grad_accum
+        sums["grad_norm"] += accelerator.clip_grad_norm_(module.parameters(), s.max_grad_norm).detach()
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        bar.update(1)
+        done = step + 1
+        if done % s.log_every == 0 or done == steps:
+            elapsed = time.perf_counter() - timer
+            entry = {"step": done, "epoch": round(done / per_epoch, 4), "lr": scheduler.get_last_lr()[0],
+                     "tokens_per_s": round(tokens / elapsed, 1),
+                     **{k: float(v) / (done - log.last_step) for k, v in sums.items()}}
+            if s.objective != "aux":
+                entry.pop("aux_loss")
+            if s.objective == "icot":
+                entry["cot_removed"] = min(icot.scheduled(step, per_epoch, s.icot_per_epoch), data.max_cot)
+            log.write(entry)
+            bar.set_postfix(loss=f"{entry['loss']:.4f}", tok_s=f"{entry['tokens_per_s']:.0f}")
+            tokens, sums, timer = 0, defaultdict(float), time.perf_counter()
+        if evaluate is not None and s.eval_every and (done % s.eval_every == 0 or done == steps):
+            paused = time.perf_counter()
+            if accelerator.is_main_process:
+                log.write({"step": done, "eval": evaluate(accelerator.unwrap_model(module).model)})
+                module.train()
+            accelerator.wait_for_everyone()
+            timer += time.perf_counter() - paused  # evaluation time does not count in tokens/s
+        if s.save_every and done % s.save_every == 0 and done < steps:
+            save_checkpoint(accelerator, out, done, fingerprint)
+    bar.close()
+    log.close()
+    accelerator.wait_for_everyone()
+    state = accelerator.get_state_dict(module)
+    lm_state = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
+    aux_state = {k[len("aux."):]: v for k, v in state.items() if k.startswith("aux.")}
+    return {"lm_state": lm_state, "aux_state": aux_state, "steps": steps, "steps_per_epoch": per_epoch,
+            "seconds": time.time() - began, "main": accelerator.is_main_process, "processes": world,
+            "mixed_precision": accelerator.mixed_precision, "device": str(accelerator.device)}
+
+
+def param_groups(module: nn.Module, weight_decay: float) -> list[dict]:
+    """Weight decay on matrices (weights, embeddings, aux vectors); none on biases and norms."""
+    decay = [p for p in module.parameters() if p.requires_grad and p.dim() >= 2]
+    rest = [p for p in module.parameters() if p.requires_grad and p.dim() < 2]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
+
+
+def save_checkpoint(accelerator: Accelerator, out: Path, step: int, fingerprint: dict) -> Path:
+    """Save the full training state at `step` under out/checkpoints/step-N, keeping only the newest."""
+    folder = out / CHECKPOINTS / f"step-{step:08d}"
+    accelerator.save_state(str(folder))
+    if accelerator.is_main_process:
+        (folder / "trainer.json").write_text(json.dumps({"step": step, "run": fingerprint}, indent=1))
+        for old in (out / CHECKPOINTS).glob("step-*"):
+            if old != folder:
+                shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    return folder
+
+
+def latest_checkpoint(out: Path) -> Path | None:
+    """The newest complete checkpoint of the run in `out` (one with its trainer.json), or None."""
+    done = sorted(p.parent for p in (out / CHECKPOINTS).glob("step-*/trainer.json"))
+    return done[-1] if done else None
+
+
+class Log:
+    """JSON lines in out/log.jsonl (entries after `start` from an earlier attempt are dropped)
+    and, optionally, TensorBoard scalars in out/runs/."""
+
+    def __init__(self, out: Path, start: int, main: bool, tensorboard: bool):
+        self.path, self.main, self.last_step, self.writer = out / "log.jsonl", main, start, None
+        if not main:
+            return
+        kept = [line for line in _lines(self.path) if json.loads(line)["step"] <= start]
+        self.path.write_text("".join(line + "\n" for line in kept))
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(out / "runs"), purge_step=start + 1)
+
+    def write(self, entry: dict) -> None:
+        if "eval" not in entry:
+            self.last_step = entry["step"]
+        if not self.main:
+            return
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(entry) + "\n")
+        if self.writer is not None:
+            flat = {f"eval/{k}": v for k, v in entry.get("eval", {}).items() if isinstance(v, (int, float))}
+            flat.update({f"train/{k}": v for k, v in entry.items() if k not in ("step", "eval")})
+            for key, value in flat.items():
+                self.writer.add_scalar(key, value, entry["step"])
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def read_log(out: Path) -> list[dict]:
+    return [json.loads(line) for line in _lines(out / "log.jsonl")]
+
+
+def _lines(path: Path) -> list[str]:
+    return [line for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
