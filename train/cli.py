@@ -9,6 +9,7 @@ exit status 2.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -114,7 +115,8 @@ def train_parser() -> Parser:
     ev.add_argument("--eval-samples", type=positive_int, default=200, help="records per --eval-every evaluation")
     ev.add_argument("--eval-batch-size", type=positive_int, default=64, help="prompts per generation batch (64)")
     ev.add_argument("--log-every", type=positive_int, default=10, help="steps per log.jsonl line (10)")
-    ev.add_argument("--tensorboard", action="store_true", help="also write TensorBoard events to OUT/runs")
+    ev.add_argument("--tensorboard", action="store_true",
+                    help="also write TensorBoard events to OUT/runs (needs: pip install 'interp-zoo[tensorboard]')")
     ev.add_argument("--no-progress", action="store_true", help="no progress bars")
     out = p.add_argument_group("output")
     out.add_argument("--out", required=True, help="output folder (must not exist, unless --resume/--overwrite)")
@@ -151,6 +153,8 @@ def _train(argv: Sequence[str] | None) -> int:
     args = train_parser().parse_args(argv)
     if args.base and (args.arch or args.layers or args.hidden or args.heads):
         raise UsageError("--arch, --layers, --hidden and --heads only apply to --preset models")
+    if args.tensorboard and importlib.util.find_spec("tensorboard") is None:
+        raise UsageError("--tensorboard needs the tensorboard package: pip install 'interp-zoo[tensorboard]'")
     out = Path(args.out)
     run_settings = {k: v for k, v in vars(args).items() if k not in NEUTRAL}
     resume_from, resuming = _check_out(out, args, run_settings)
