@@ -81,6 +81,13 @@ class Report:
         return sum(self.sizes.values())
 
 
+def summary(reports: list[Report], out: str | Path) -> str:
+    """The one line a generator prints when it is done."""
+    per_config = ", ".join(f"{r.name}: {r.kept}" for r in reports)
+    rejected = sum(sum(r.rejected.values()) for r in reports)
+    return f"wrote {sum(r.kept for r in reports)} examples ({per_config}; {rejected} candidates rejected) to {out}"
+
+
 def split_sizes(total: int, fractions: dict[str, float]) -> dict[str, int]:
     """Exact per-split counts that add up to `total` (largest remainder)."""
     if total < 0:

@@ -9,7 +9,7 @@ from typing import Sequence
 
 from cards.card import command_line, dataset_card
 from cards.cli import Parser, UsageError, parse_levels, positive_int, run
-from cards.corpus import build
+from cards.corpus import build, summary
 from mcq.card import Statistics, description
 from mcq.generate import (COUNTERFACTUALS, LEVEL_NOTES, LEVELS, Options, corpus_configs, load_tokenizer, recipe,
                           schema)
@@ -98,8 +98,7 @@ def generate(argv: Sequence[str] | None = None) -> int:
     reports = build(out, corpus_configs(levels, args.num_examples, options), schema(args.counterfactual),
                     lambda reports: dataset_card(description(options, levels, stats), reports, command),
                     num_proc=args.num_proc, overwrite=args.overwrite, extra_files=stats.collect)
-    total = sum(r.kept for r in reports)
-    print(f"wrote {total} examples ({', '.join(f'{r.name}: {r.kept}' for r in reports)}) to {out}", file=sys.stderr)
+    print(summary(reports, out), file=sys.stderr)
     return 0
 
 

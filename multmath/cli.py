@@ -13,7 +13,7 @@ from typing import Sequence
 
 from cards.card import command_line, dataset_card
 from cards.cli import Parser, UsageError, non_negative_int, parse_levels, positive_int, run
-from cards.corpus import build
+from cards.corpus import build, summary
 from multmath.generate import (
     LEVELS,
     MAX_DIGITS,
@@ -137,9 +137,7 @@ def generate(argv: Sequence[str] | None = None) -> int:
 
     reports = build(out, [config(spec, sizes) for spec in specs], SCHEMA, render,
                     num_proc=args.num_proc, overwrite=args.overwrite, extra_files=extra_files)
-    rejected = sum(sum(report.rejected.values()) for report in reports)
-    print(f"wrote {sum(r.kept for r in reports)} examples ({', '.join(f'{r.name}: {r.kept}' for r in reports)}; "
-          f"{rejected} rejected by the check) to {out}", file=sys.stderr)
+    print(summary(reports, out), file=sys.stderr)
     return 0
 
 

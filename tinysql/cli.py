@@ -8,7 +8,7 @@ from typing import Sequence
 
 from cards.card import command_line, dataset_card
 from cards.cli import Parser, parse_levels, positive_int, run
-from cards.corpus import build
+from cards.corpus import build, summary
 from tinysql import vocabulary
 from tinysql.generate import DIALECTS, FORMATS, LEVELS, Options, corpus_configs, description, schema
 
@@ -56,8 +56,7 @@ def generate(argv: Sequence[str] | None = None) -> int:
     reports = build(out, corpus_configs(levels, args.num_examples, options), schema(args.format),
                     lambda reports: dataset_card(description(options, levels), reports, command),
                     num_proc=args.num_proc, overwrite=args.overwrite)
-    total = sum(r.kept for r in reports)
-    print(f"wrote {total} examples ({', '.join(f'{r.name}: {r.kept}' for r in reports)}) to {out}", file=sys.stderr)
+    print(summary(reports, out), file=sys.stderr)
     return 0
 
 
