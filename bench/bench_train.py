@@ -7,8 +7,9 @@
 Corpora are generated into a temporary folder. The bare loop runs the same model (same init),
 the same micro-batches (`train.loop.micro_batches`, collated on the fly in both) and the same
 AdamW, clipping and LR schedule, with nothing else: no accelerate, no logging, no progress bar.
-The two alternate `--repeats` times and the median is reported (other processes on the machine
-move single runs around). Prints tables; asserts nothing.
+The two alternate `--repeats` times; the table gives medians of the wall time and of the process's
+CPU time (the trainer's setup, progress bar and logging included). On a shared machine the CPU
+time is the steadier measure of the work each loop does. Prints tables; asserts nothing.
 """
 
 from __future__ import annotations
@@ -72,8 +73,8 @@ def fresh_model(shape, tokenizer, seed: int = 0):
     return presets.build(config, seed)
 
 
-def bare_loop(model, enc, settings: loop.Settings, pad_id: int) -> float:
-    """Seconds for `settings.max_steps` steps of the plainest loop over the trainer's batches."""
+def bare_loop(model, enc, settings: loop.Settings, pad_id: int) -> None:
+    """`settings.max_steps` steps of the plainest loop over the trainer's batches."""
     from transformers import get_scheduler
 
     per_epoch = loop.steps_per_epoch(len(enc), settings)
@@ -82,7 +83,6 @@ def bare_loop(model, enc, settings: loop.Settings, pad_id: int) -> float:
                               num_training_steps=settings.max_steps)
     plans: dict = {}
     model.train()
-    start = time.perf_counter()
     for step in range(settings.max_steps):
         for batch in loop.micro_batches(enc, settings, step, per_epoch, 1, 0, pad_id, plans):
             loss = model(**batch).loss
@@ -91,44 +91,47 @@ def bare_loop(model, enc, settings: loop.Settings, pad_id: int) -> float:
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-    return time.perf_counter() - start
 
 
-def trainer(model, enc, settings: loop.Settings, pad_id: int, out: Path) -> float:
-    start = time.perf_counter()
-    loop.train(loop.Objective(model), enc, settings, out, pad_id, {})
-    return time.perf_counter() - start
+def trainer(model, enc, settings: loop.Settings, pad_id: int) -> None:
+    with tempfile.TemporaryDirectory() as out:
+        loop.train(loop.Objective(model), enc, settings, Path(out), pad_id, {})
+
+
+def timed(fn, *args) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) of fn(*args)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn(*args)
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def throughput(root: Path, preset: str, steps: int, batch_size: int, repeats: int) -> None:
     name = "tinysql level 1"
     enc, tokenizer = corpus(root, name)
     shape = presets.PRESETS[preset]
-    settings = loop.Settings(batch_size=batch_size, max_steps=steps, warmup_steps=steps // 10, progress=True,
-                             log_every=10)
-    per_step = []
+    settings = loop.Settings(batch_size=batch_size, max_steps=steps, warmup_steps=steps // 10, log_every=10)
     plans: dict = {}
-    for step in range(steps):
-        for batch in loop.micro_batches(enc, settings, step, loop.steps_per_epoch(len(enc), settings), 1, 0,
-                                        tokenizer.pad_token_id, plans):
-            per_step.append(int(batch["attention_mask"].sum()))
-    tokens = sum(per_step)
-    times = {"bare loop": [], "zoo-train loop": []}
-    for r in range(repeats):
-        times["bare loop"].append(bare_loop(fresh_model(shape, tokenizer), enc, settings, tokenizer.pad_token_id))
-        with tempfile.TemporaryDirectory() as out:
-            times["zoo-train loop"].append(trainer(fresh_model(shape, tokenizer), enc, settings,
-                                                   tokenizer.pad_token_id, Path(out)))
+    per_epoch = loop.steps_per_epoch(len(enc), settings)
+    tokens = sum(int(b["attention_mask"].sum()) for step in range(steps)
+                 for b in loop.micro_batches(enc, settings, step, per_epoch, 1, 0, tokenizer.pad_token_id, plans))
+    runs = {"bare loop": [], "zoo-train loop": []}
+    for _ in range(repeats):
+        runs["bare loop"].append(timed(bare_loop, fresh_model(shape, tokenizer), enc, settings, tokenizer.pad_token_id))
+        runs["zoo-train loop"].append(timed(trainer, fresh_model(shape, tokenizer), enc, settings,
+                                            tokenizer.pad_token_id))
     params = presets.parameter_counts(fresh_model(shape, tokenizer))["total"]
-    print(f"\n{preset} ({params:,} parameters), {name}, batch {batch_size}, {steps} steps, "
-          f"{tokens:,} real tokens, {torch.get_num_threads()} threads, median of {repeats}\n")
-    print("| loop | seconds | steps/s | tokens/s | relative |")
-    print("|---|---|---|---|---|")
-    bare = statistics.median(times["bare loop"])
-    for label, values in times.items():
-        t = statistics.median(values)
-        print(f"| {label} | {t:.2f} | {steps / t:.2f} | {tokens / t:,.0f} | {bare / t:.3f} |")
-    print("\nall runs (s): " + "; ".join(f"{k}: {', '.join(f'{v:.2f}' for v in vs)}" for k, vs in times.items()))
+    print(f"\n{preset} ({params:,} parameters), {name}, batch {batch_size}, {steps} steps, {tokens:,} real tokens, "
+          f"{torch.get_num_threads()} threads, {repeats} alternating runs each (median)\n")
+    print("| loop | wall s | steps/s | tokens/s | CPU s | CPU s per step | throughput vs bare (wall) | (CPU) |")
+    print("|---|---|---|---|---|---|---|---|")
+    bare_wall = statistics.median(w for w, _ in runs["bare loop"])
+    bare_cpu = statistics.median(c for _, c in runs["bare loop"])
+    for label, values in runs.items():
+        wall, cpu = statistics.median(w for w, _ in values), statistics.median(c for _, c in values)
+        print(f"| {label} | {wall:.2f} | {steps / wall:.2f} | {tokens / wall:,.0f} | {cpu:.2f} | {cpu / steps:.3f} | "
+              f"{bare_wall / wall:.3f} | {bare_cpu / cpu:.3f} |")
+    print("\nall runs (wall s / CPU s): " + "; ".join(
+        f"{k}: {', '.join(f'{w:.1f}/{c:.1f}' for w, c in vs)}" for k, vs in runs.items()))
 
 
 def main() -> None:
