@@ -223,11 +223,18 @@ def test_bad_input_is_one_line_and_touches_nothing(corpora, tmp_path, capsys, sq
     assert "--arch llama" in error_of(capsys, train_main, "--data", corpora / "mm", "--arch", "qwen2", *common)
     assert "--aux-heads" in error_of(capsys, train_main, "--data", corpora / "mm", "--objective", "aux",
                                      "--aux-heads", "0,9", *common)
+    assert "smaller than one optimizer step" in error_of(capsys, train_main, "--data", corpora / "sql",
+                                                         "--train-samples", "10", "--batch-size", "8",
+                                                         "--grad-accum", "4", *common)
     assert not out.exists()
     # an existing folder is never replaced without --overwrite, nor resumed from another run
     before = {p: p.stat().st_mtime_ns for p in sql_run.rglob("*")}
     assert "already exists" in error_of(capsys, train_main, "--data", corpora / "sql", "--preset", "tiny",
                                         "--out", sql_run)
+    assert "smaller than one optimizer step" in error_of(capsys, train_main, "--data", corpora / "sql", "--preset",
+                                                         "tiny", "--batch-size", "64", "--grad-accum", "4",
+                                                         "--out", sql_run,
+                                                         "--overwrite")
     assert "no unfinished zoo-train run" in error_of(capsys, train_main, "--data", corpora / "sql", "--preset",
                                                      "tiny", "--out", sql_run, "--resume")
     assert {p: p.stat().st_mtime_ns for p in sql_run.rglob("*")} == before

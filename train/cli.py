@@ -175,9 +175,10 @@ def _train(argv: Sequence[str] | None) -> int:
     if not len(train_set):
         raise UsageError("no training record fits in --max-length")
     aux, aux_meta = _aux(args, model, train_set)
-    settings = _settings(args, len(train_set))
-
-    processes = PartialState()  # under `accelerate launch`/torchrun: every process got this far, only one writes
+    # under `accelerate launch`/torchrun every process gets this far; only one writes. Without CUDA
+    # accelerate needs cpu=True to see the other processes (gloo).
+    processes = PartialState(cpu=not torch.cuda.is_available())
+    settings = _settings(args, len(train_set), processes.num_processes)
     processes.wait_for_everyone()
     if processes.is_main_process:
         if args.overwrite and out.exists() and not args.resume:
@@ -283,7 +284,7 @@ def _aux(args, model, train_set):
                                                   "scale": scale}
 
 
-def _settings(args, examples: int) -> loop.Settings:
+def _settings(args, examples: int, world: int) -> loop.Settings:
     s = loop.Settings(
         objective=args.objective, batch_size=args.batch_size, grad_accum=args.grad_accum,
         lr=args.lr or (2e-5 if args.base else {"tiny": 1e-3, "nano": 1e-3, "33m": 6e-4}.get(args.preset, 3e-4)),
@@ -292,7 +293,10 @@ def _settings(args, examples: int) -> loop.Settings:
         save_every=args.save_every, eval_every=args.eval_every, log_every=args.log_every,
         icot_per_epoch=args.icot_per_epoch, icot_lambda=args.icot_lambda, aux_weight=args.aux_weight,
         tensorboard=args.tensorboard, progress=not args.no_progress)
-    steps = loop.total_steps(examples, s)
+    if loop.steps_per_epoch(examples, s, world) == 0:
+        raise UsageError(f"the training split ({examples} examples) is smaller than one optimizer step "
+                         f"(--batch-size {s.batch_size} x --grad-accum {s.grad_accum} x {world} processes)")
+    steps = loop.total_steps(examples, s, world)
     s.warmup_steps = args.warmup_steps if args.warmup_steps is not None else min(50, steps // 10)
     return s
 

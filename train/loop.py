@@ -28,7 +28,6 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
-from cards.cli import UsageError
 from train import icot
 from train.aux import AuxHeads
 from train.data import Encoded, batches, collate
@@ -116,13 +115,12 @@ def micro_batches(data: Encoded, s: Settings, step: int, per_epoch: int, world: 
 def train(objective: Objective, data: Encoded, s: Settings, out: Path, pad_id: int, fingerprint: dict,
           evaluate: Callable[[nn.Module], dict] | None = None, resume_from: Path | None = None) -> dict:
     """Train; returns the state dicts of the LM and of the aux heads, and a summary of the run."""
-    accelerator = Accelerator(mixed_precision=mixed_precision(s.precision))
+    accelerator = Accelerator(mixed_precision=mixed_precision(s.precision), cpu=not torch.cuda.is_available())
     set_seed(s.seed)
     world, rank = accelerator.num_processes, accelerator.process_index
     per_epoch = steps_per_epoch(len(data), s, world)
     if per_epoch == 0:
-        raise UsageError(f"the training split ({len(data)} examples) is smaller than one optimizer step "
-                         f"({s.batch_size} x {s.grad_accum} accumulation x {world} processes)")
+        raise ValueError("the training split is smaller than one optimizer step")  # the command line checks this
     steps = total_steps(len(data), s, world)
     optimizer = torch.optim.AdamW(param_groups(objective, s.weight_decay), lr=s.lr)
     scheduler = get_scheduler(s.schedule, optimizer, num_warmup_steps=s.warmup_steps, num_training_steps=steps)
