@@ -2,7 +2,8 @@
 them, and prints a table from the folders' metrics.json and training_args.json.
 
     python bench/bench_train_runs.py tinysql --out /tmp/runs     # nano, TinySQL level 1, ~12 min on 2 cores
-    python bench/bench_train_runs.py multiply --out /tmp/runs    # ICoT, no-CoT and aux on 4x4, ~20 min each
+    python bench/bench_train_runs.py multiply --out /tmp/runs    # ICoT, no-CoT and aux on 4x4, 5-20 min each
+    python bench/bench_train_runs.py multiply --digits 3x3 --out /tmp/runs
     python bench/bench_train_runs.py report /tmp/runs/*          # the table again, for finished folders
 
 Corpora are generated under --out first (seeded: the same corpus every time). `--dry-run` only
@@ -20,6 +21,7 @@ import sys
 from pathlib import Path
 
 TINYSQL = {
+    "name": "corpus-tinysql-l1",
     "corpus": ["tinysql-gen", "--level", "1", "-n", "30000", "--seed", "1", "--num-proc", "2"],
     "runs": {"nano-tinysql-l1": ["--preset", "nano", "--epochs", "3", "--batch-size", "32", "--eval-every", "400",
                                  "--eval-samples", "200"]},
@@ -29,15 +31,21 @@ TINYSQL = {
 SHAPE = ["--preset", "nano", "--arch", "gpt2", "--layers", "2", "--heads", "4", "--batch-size", "32",
          "--eval-every", "500", "--eval-samples", "200"]
 LR = ["--lr", "5e-4", "--schedule", "constant_with_warmup", "--warmup-steps", "100"]
-MULTIPLY = {
-    "corpus": ["multmath-gen", "--digits", "4x4", "-n", "60000", "--num-valid", "500", "--num-test", "1000",
-               "--seed", "1"],
-    "runs": {
-        "icot-4x4": [*SHAPE, "--objective", "icot", "--train-samples", "10000", "--epochs", "10", *LR],
-        "nocot-4x4": [*SHAPE, "--objective", "nocot", "--train-samples", "20000", "--epochs", "8", *LR],
-        "aux-4x4": [*SHAPE, "--objective", "aux", "--train-samples", "20000", "--epochs", "8", *LR],
-    },
-}
+
+
+def multiply(digits: str) -> dict:
+    return {
+        "name": f"corpus-multmath-{digits}",
+        "corpus": ["multmath-gen", "--digits", digits, "-n", "60000", "--num-valid", "500", "--num-test", "1000",
+                   "--seed", "1"],
+        "runs": {
+            f"icot-{digits}": [*SHAPE, "--objective", "icot", "--train-samples", "10000", "--epochs", "10", *LR],
+            f"nocot-{digits}": [*SHAPE, "--objective", "nocot", "--train-samples", "20000", "--epochs", "8", *LR],
+            f"aux-{digits}": [*SHAPE, "--objective", "aux", "--train-samples", "20000", "--epochs", "8", *LR],
+        },
+    }
+
+
 RECIPE = """\
 GPU recipe for the published 4x4 table (Bai et al.: 2 layers, 4 heads, width 768; ICoT ~100 %,
 standard fine-tuning < 1 %, auxiliary loss ~99 %), one H100/H200 each, bf16 picked automatically:
@@ -59,7 +67,7 @@ def run(command: list[str], dry: bool) -> None:
 
 
 def campaign(spec: dict, out: Path, dry: bool) -> list[Path]:
-    corpus = out / ("corpus-" + spec["corpus"][0])
+    corpus = out / spec["name"]
     if not corpus.exists():
         run([*spec["corpus"], "--out", str(corpus)], dry)
     folders = []
@@ -102,6 +110,7 @@ def main() -> None:
     p.add_argument("what", choices=["tinysql", "multiply", "report", "recipe"])
     p.add_argument("folders", nargs="*", type=Path, help="for report: finished run folders")
     p.add_argument("--out", type=Path, default=Path("runs"))
+    p.add_argument("--digits", default="4x4", help="multiply: the problem size (default 4x4)")
     p.add_argument("--dry-run", action="store_true")
     args = p.parse_args()
     if args.what == "recipe":
@@ -111,7 +120,7 @@ def main() -> None:
         report(args.folders)
         return
     args.out.mkdir(parents=True, exist_ok=True)
-    folders = campaign(TINYSQL if args.what == "tinysql" else MULTIPLY, args.out, args.dry_run)
+    folders = campaign(TINYSQL if args.what == "tinysql" else multiply(args.digits), args.out, args.dry_run)
     if not args.dry_run:
         report(folders)
     if args.what == "multiply":

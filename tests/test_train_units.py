@@ -292,3 +292,27 @@ def test_mcq_label_scores_come_from_the_label_log_likelihoods():
     p_a = math.exp(1) / (math.exp(1) + math.exp(2))
     assert m["label_accuracy"] == 0.5
     assert math.isclose(m["gold_probability"], (p_c + p_a) / 2, rel_tol=1e-5)
+
+
+def test_the_trainer_computes_exactly_what_a_bare_loop_computes(corpora, digit_tokenizer, tmp_path):
+    from transformers import get_scheduler
+
+    from train import loop
+
+    enc, _ = data.encode(corpora["mm"]["train"], "multmath", digit_tokenizer, "sft")
+    s = loop.Settings(batch_size=16, grad_accum=2, max_steps=6, warmup_steps=2, progress=False)
+    config = presets.config(presets.PRESETS["tiny"], "gpt2", len(digit_tokenizer), 0, 0, 1)
+    bare, trained = presets.build(config, seed=0), presets.build(config, seed=0)
+    optimizer = torch.optim.AdamW(loop.param_groups(bare, s.weight_decay), lr=s.lr)
+    scheduler = get_scheduler(s.schedule, optimizer, num_warmup_steps=2, num_training_steps=6)
+    per_epoch, plans = loop.steps_per_epoch(len(enc), s), {}
+    for step in range(6):
+        for batch in loop.micro_batches(enc, s, step, per_epoch, 1, 0, digit_tokenizer.pad_token_id, plans):
+            (bare(**batch).loss / 2).backward()
+        torch.nn.utils.clip_grad_norm_(bare.parameters(), s.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+    loop.train(loop.Objective(trained), enc, s, tmp_path, digit_tokenizer.pad_token_id, {})
+    assert all(torch.equal(a, b) for a, b in zip(bare.parameters(), trained.parameters()))
+    assert not all(torch.equal(a, b) for a, b in zip(bare.parameters(), presets.build(config, 0).parameters()))

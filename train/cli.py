@@ -179,15 +179,7 @@ def _train(argv: Sequence[str] | None) -> int:
     # accelerate needs cpu=True to see the other processes (gloo).
     processes = PartialState(cpu=not torch.cuda.is_available())
     settings = _settings(args, len(train_set), processes.num_processes)
-    processes.wait_for_everyone()
-    if processes.is_main_process:
-        if args.overwrite and out.exists() and not args.resume:
-            shutil.rmtree(out)
-        (out / loop.CHECKPOINTS).mkdir(parents=True, exist_ok=True)
-        if not resuming:
-            tokenizer.save_pretrained(out / loop.CHECKPOINTS / "tokenizer")
-            output.write_json(out / loop.CHECKPOINTS / "run.json", run_settings)
-    processes.wait_for_everyone()
+    _start_folder(processes, out, args, resuming, tokenizer, run_settings)
     periodic_split = _pick_split(corpus, "validation")
     periodic = _head(corpus[periodic_split], args.eval_samples) if periodic_split and args.eval_every else []
     evaluate = (lambda m: _evaluate(m, tokenizer, periodic, kind, args.eval_batch_size, False)) if periodic else None
@@ -203,6 +195,20 @@ def _train(argv: Sequence[str] | None) -> int:
         shutil.rmtree(out / loop.CHECKPOINTS, ignore_errors=True)
     print(json.dumps(metrics))
     return 0
+
+
+def _start_folder(processes, out: Path, args, resuming: bool, tokenizer, run_settings: dict) -> None:
+    """The first write of a run, once every check has passed: OUT (replaced with --overwrite), and what
+    a resumed run needs besides a checkpoint (the tokenizer and the settings)."""
+    processes.wait_for_everyone()
+    if processes.is_main_process:
+        if args.overwrite and out.exists() and not args.resume:
+            shutil.rmtree(out)
+        (out / loop.CHECKPOINTS).mkdir(parents=True, exist_ok=True)
+        if not resuming:
+            tokenizer.save_pretrained(out / loop.CHECKPOINTS / "tokenizer")
+            output.write_json(out / loop.CHECKPOINTS / "run.json", run_settings)
+    processes.wait_for_everyone()
 
 
 def _check_out(out: Path, args, run_settings: dict) -> tuple[Path | None, bool]:
