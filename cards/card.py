@@ -6,10 +6,12 @@ counts and the validation report come from the build's `Report`s, never typed by
 
 from __future__ import annotations
 
+import re
 import shlex
 import sys
 from dataclasses import dataclass, field
 from importlib import metadata
+from pathlib import Path
 
 from huggingface_hub import DatasetCard, DatasetCardData
 
@@ -50,6 +52,28 @@ def command_line(prog: str, argv: list[str] | None = None) -> str:
         elif arg not in NEUTRAL_FLAGS and not arg.startswith(tuple(f"{o}=" for o in NEUTRAL_OPTIONS)):
             kept.append(arg)
     return shlex.join([prog, *kept])
+
+
+def read_dataset_card(folder: Path) -> tuple[list[dict], str]:
+    """The configs and the generator command recorded in a corpus folder's card; ValueError if absent."""
+    card = DatasetCard.load(Path(folder) / "README.md")
+    configs = card.data.to_dict().get("configs") or []
+    command = re.search(r"## Reproduce.*?```bash\n(.*?)\n```", card.text, flags=re.S)
+    if not configs or not command:
+        raise ValueError(f"{folder}/README.md does not list configs and the generator command")
+    return configs, command[1]
+
+
+def with_option(command: str, option: str, value: str) -> str:
+    """`command` with the value of `option` replaced (e.g. a folder path by a name that is the same on
+    every machine)."""
+    words = shlex.split(command)
+    for i, word in enumerate(words):
+        if word == option and i + 1 < len(words):
+            words[i + 1] = value
+        elif word.startswith(f"{option}="):
+            words[i] = f"{option}={value}"
+    return shlex.join(words)
 
 
 def size_category(total: int) -> str:

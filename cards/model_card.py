@@ -54,6 +54,7 @@ class ModelDescription:
     preset: str | None = None
     levels: list = field(default_factory=list)
     training: dict = field(default_factory=dict)
+    corpus_command: str | None = None  # the generator command that makes the corpus, if it is known
 
 
 def model_card(d: ModelDescription) -> str:
@@ -120,6 +121,7 @@ def model_card(d: ModelDescription) -> str:
         "## Reproduce",
         "",
         "```bash",
+        *([d.corpus_command] if d.corpus_command else []),
         d.command,
         "```",
         "",

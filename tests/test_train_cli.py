@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import datasets
+from huggingface_hub import ModelCard
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -82,7 +83,10 @@ def test_model_card_states_results_size_command_and_hardware(sql_run):
     assert card.startswith("---\n") and "model-index:" in card and "type: exact_match" in card
     assert f"value: {round(metrics['exact_match'], 4)}" in card
     assert f"{args['parameters']['total']:,}" in card and "level 1" in card
-    assert "zoo-train --data" in card and "--max-steps 30" in card and "CPU (" in card
+    assert "zoo-train --data sql " in card and "--max-steps 30" in card and "CPU (" in card
+    # the corpus is named by its folder name and its generator command, never by a path of this machine
+    assert "tinysql-gen --level 1 -n 160 --out sql" in card and str(sql_run.parent) not in card
+    assert ModelCard.load(sql_run / "README.md").data.to_dict()["datasets"] == ["sql"]
     assert "## Intended use" in card
     assert args["parameters"]["total"] == sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(sql_run)
                                               .parameters())
@@ -121,8 +125,14 @@ def test_mcq_run_and_zoo_eval_on_all_three_kinds(corpora, tmp_path, sql_run, cap
     result = json.loads(capsys.readouterr().out)
     assert result["split"] == "validation" and result["n"] == sizes["validation"] and 0 <= result["gold_probability"] <= 1
     assert eval_main(["--model", str(sql_run), "--data", str(corpora / "sql"), "--samples", "5", "--no-progress",
-                      "--out", str(tmp_path / "m.json")]) == 0
-    assert json.loads((tmp_path / "m.json").read_text())["n"] == 5
+                      "--out", str(tmp_path / "m.json"), "--predictions", str(tmp_path / "p.jsonl")]) == 0
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    rows = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
+    test = load_corpus(str(corpora / "sql"))["test"]
+    assert metrics["n"] == 5 and [r["id"] for r in rows] == test["id"][:5]
+    assert [r["gold"] for r in rows] == [c.strip() for c in test["completion"][:5]]
+    assert sum(r["correct"] for r in rows) / 5 == metrics["exact_match"]
+    assert all(r["correct"] == (r["prediction"] == r["gold"]) for r in rows)
     capsys.readouterr()
     # a multmath model evaluated by zoo-eval agrees with the trainer's own final evaluation
     code, mm = train(tmp_path, "mm", "--data", corpora / "mm", "--preset", "tiny", "--objective", "nocot",

@@ -24,6 +24,7 @@ import torch
 from accelerate import PartialState
 
 from cards.cli import Parser, UsageError, non_negative_int, positive_int, run
+from cards.card import read_dataset_card, with_option
 from train import data as corpora
 from train import loop, output, presets
 from train.tokenizer import ensure_pad, load_tokenizer, train_tokenizer
@@ -136,6 +137,9 @@ def eval_parser() -> Parser:
     p.add_argument("--samples", type=positive_int, help="evaluate only the first N records")
     p.add_argument("--batch-size", type=positive_int, default=64, help="prompts per generation batch (64)")
     p.add_argument("--out", help="also write the metrics to this JSON file (must not exist)")
+    p.add_argument("--predictions", metavar="FILE",
+                   help="also write one JSON line per record (id, prediction, gold, correct) to FILE (must not "
+                        "exist); for TinySQL it is the input of tinysql-score")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
@@ -342,13 +346,27 @@ def _finish(out: Path, args, argv, kind, corpus, split, metrics, result, setting
         "architecture": model.config.model_type})
     output.plot(out, loop.read_log(out))
     name = out.resolve().name
+    dataset, corpus_command = _corpus_origin(args.data)
     output.write_card(out, ModelDescription(
-        name=name, dataset=args.data, dataset_config=args.config, kind=kind, split=split or "none",
+        name=name, dataset=dataset, dataset_config=args.config, kind=kind, split=split or "none",
         objective=args.objective, metrics=metrics, parameters=counts, architecture=model.config.model_type,
-        command=command, hardware=hardware, seconds=result["seconds"], steps=result["steps"], base_model=args.base,
+        command=with_option(with_option(command, "--data", dataset), "--out", name), corpus_command=corpus_command, hardware=hardware, seconds=result["seconds"], steps=result["steps"], base_model=args.base,
         preset=args.preset, levels=levels,
         training={k: training[k] for k in ("objective", "epochs", "max_steps", "batch_size", "grad_accum", "lr",
                                            "schedule", "warmup_steps", "weight_decay", "max_grad_norm", "seed")}))
+
+
+def _corpus_origin(data: str) -> tuple[str, str | None]:
+    """How the card names the corpus: a Hub id as it is; a local folder by its name, with the generator
+    command from its own card (so the card holds no path of this machine)."""
+    folder = Path(data).expanduser()
+    if not folder.is_dir():
+        return data, None
+    name = folder.resolve().name
+    try:
+        return name, with_option(read_dataset_card(folder)[1], "--out", name)
+    except (OSError, ValueError):
+        return name, None
 
 
 def _hardware(processes: int) -> str:
@@ -359,8 +377,9 @@ def _hardware(processes: int) -> str:
 
 def _eval(argv: Sequence[str] | None) -> int:
     args = eval_parser().parse_args(argv)
-    if args.out and Path(args.out).exists():
-        raise UsageError(f"--out {args.out}: already exists")
+    for option, path in (("--out", args.out), ("--predictions", args.predictions)):
+        if path and Path(path).exists():
+            raise UsageError(f"{option} {path}: already exists")
     corpus = corpora.load_corpus(args.data, args.config)
     if args.split not in corpus:
         raise UsageError(f"--split {args.split}: the corpus has {', '.join(corpus)}")
@@ -379,10 +398,17 @@ def _eval(argv: Sequence[str] | None) -> int:
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model.to("cuda" if torch.cuda.is_available() else "cpu")
-    metrics = {"split": args.split, **_evaluate(model, tokenizer, records, kind, args.batch_size, not args.no_progress)}
+    from train.evaluate import evaluate, prediction_rows
+
+    outputs = []
+    metrics = {"split": args.split,
+               **evaluate(model, tokenizer, records, kind, args.batch_size, not args.no_progress, outputs)}
     text = json.dumps(metrics, indent=2)
     if args.out:
         Path(args.out).write_text(text + "\n")
+    if args.predictions:
+        rows = prediction_rows(records, outputs, kind)
+        Path(args.predictions).write_text("".join(json.dumps(row) + "\n" for row in rows))
     print(text)
     return 0
 

@@ -27,13 +27,18 @@ from train.data import MARKER, pieces
 
 
 @torch.no_grad()
-def evaluate(model, tokenizer, records, kind: str, batch_size: int = 64, progress: bool = True) -> dict:
-    """Metrics of `model` on `records` (a list of dicts or a datasets split)."""
+def evaluate(model, tokenizer, records, kind: str, batch_size: int = 64, progress: bool = True,
+             outputs: list | None = None) -> dict:
+    """Metrics of `model` on `records` (a list of dicts or a datasets split); the greedy completions
+    are appended to `outputs` when it is given."""
     records = list(records)
     if not records:
         return {"n": 0}
     model.eval()
-    outputs = generate(model, tokenizer, records, kind, batch_size, progress)
+    decoded = generate(model, tokenizer, records, kind, batch_size, progress)
+    if outputs is not None:
+        outputs.extend(decoded)
+    outputs = decoded
     metrics = {"n": len(records), **score(records, outputs, kind)}
     if kind == "mcq":
         metrics.update(label_scores(model, tokenizer, records, batch_size, progress))
@@ -58,13 +63,31 @@ def generate(model, tokenizer, records, kind: str, batch_size: int, progress: bo
     return outputs
 
 
+def gold(record: dict, kind: str) -> str:
+    """What exact match compares a completion with: the answer digits, the label or the completion."""
+    if kind == "multmath":
+        return record["answer"].replace(" ", "")
+    return record["answer_label"] if kind == "mcq" else record["completion"].strip()
+
+
+def answer(output: str, kind: str) -> str:
+    """The part of a completion that exact match reads."""
+    return answer_digits(output) if kind == "multmath" else output.strip()
+
+
+def prediction_rows(records, outputs: list[str], kind: str) -> list[dict]:
+    """One row per record: its id, the completion, the gold and whether they match exactly."""
+    return [{"id": r.get("id", n), "prediction": o.strip(), "gold": gold(r, kind),
+             "correct": answer(o, kind) == gold(r, kind)} for n, (r, o) in enumerate(zip(records, outputs))]
+
+
 def score(records, outputs: list[str], kind: str) -> dict:
     """Exact match plus the kind's own metrics."""
     if kind == "multmath":
         return _multmath(records, outputs)
+    metrics = {"exact_match": _mean(answer(o, kind) == gold(r, kind) for r, o in zip(records, outputs))}
     if kind == "mcq":
-        return {"exact_match": _mean(o.strip() == r["answer_label"] for r, o in zip(records, outputs))}
-    metrics = {"exact_match": _mean(o.strip() == r["completion"].strip() for r, o in zip(records, outputs))}
+        return metrics
     if kind == "tinysql":
         from tinysql.score import score_one
 
@@ -87,9 +110,9 @@ def _multmath(records, outputs: list[str]) -> dict:
     width = max(len(r["answer_digits"]) for r in records)
     right, total, exact = [0] * width, [0] * width, 0
     for record, output in zip(records, outputs):
-        gold, got = record["answer"].replace(" ", ""), answer_digits(output)
-        exact += got == gold
-        for k, digit in enumerate(gold):
+        expected, got = gold(record, "multmath"), answer_digits(output)
+        exact += got == expected
+        for k, digit in enumerate(expected):
             total[k] += 1
             right[k] += k < len(got) and got[k] == digit
     return {"exact_match": exact / len(records),

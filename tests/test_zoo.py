@@ -1,0 +1,273 @@
+"""The zoo end to end against a real Hub-API server: olah, started by `zoo serve` on a free loopback
+port over a temporary hub directory that `zoo publish` fills with a tiny checkpoint and a small corpus.
+Clients run in subprocesses (huggingface_hub reads HF_ENDPOINT at import) with a temporary HF_HOME;
+nothing reaches outside 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import datasets
+import pytest
+from huggingface_hub import DatasetCard, ModelCard
+
+from cards import hub, zoo
+from multmath.cli import main as multmath_gen
+from train.cli import train_main
+
+pytest.importorskip("olah")
+
+CLIENT = textwrap.dedent("""
+    import json, sys
+    import datasets, torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from cards import zoo
+
+    out = {}
+    model = AutoModelForCausalLM.from_pretrained("org/tiny", revision="v1")
+    tokenizer = AutoTokenizer.from_pretrained("org/tiny", revision="v1")
+    out["from_pretrained"] = [type(model).__name__, sum(p.double().sum().item() for p in model.parameters()),
+                              tokenizer("1 2 * 3 4").input_ids]
+    AutoTokenizer.from_pretrained("org/tiny")  # no revision: optional files missing from the repo are 404s
+    from huggingface_hub import HfApi
+    out["model_info"] = HfApi().model_info("org/tiny").sha
+    model, tokenizer = zoo.load("tiny-test")
+    out["load"] = [type(model).__name__, sum(p.double().sum().item() for p in model.parameters())]
+    corpus = datasets.load_dataset("org/mm", "2x2", cache_dir=sys.argv[1])
+    out["rows"] = {split: corpus[split].to_list() for split in corpus}
+    print(json.dumps(out))
+""")
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    return tmp_path_factory.mktemp("zoo")
+
+
+@pytest.fixture(scope="module")
+def folders(root):
+    """A small corpus and a tiny checkpoint trained on it."""
+    corpus, run = root / "mm", root / "ck"
+    assert multmath_gen(["--digits", "2x2", "-n", "300", "--num-valid", "20", "--num-test", "20", "--seed", "1",
+                         "--out", str(corpus)]) == 0
+    assert train_main(["--data", str(corpus), "--preset", "tiny", "--max-steps", "3", "--batch-size", "8",
+                       "--eval-samples", "4", "--no-progress", "--out", str(run)]) == 0
+    return corpus, run
+
+
+@pytest.fixture(scope="module")
+def hub_dir(root, folders):
+    corpus, run = folders
+    hub_dir = root / "hub"
+    assert zoo.main(["publish", str(run), "--repo-id", "org/tiny", "--hub-dir", str(hub_dir), "--tag", "v1"]) == 0
+    assert zoo.main(["publish", str(corpus), "--repo-id", "org/mm", "--hub-dir", str(hub_dir), "--tag", "v1"]) == 0
+    return hub_dir
+
+
+@pytest.fixture(scope="module")
+def registry(root, folders):
+    corpus, run = folders
+    entry = zoo.entry_from_folder(run, "tiny-test", "org/tiny", corpus=corpus, revision="v1", published=True)
+    return zoo.write_registry([entry], root / "zoo.json")
+
+
+@pytest.fixture(scope="module")
+def server(hub_dir):
+    """`zoo serve` in a subprocess; stopped with Ctrl-C (SIGINT) at the end, which must free the port."""
+    port = hub.free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "cards.zoo", "serve", str(hub_dir), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_hermetic(os.environ))
+    try:
+        lines = [proc.stdout.readline(), proc.stdout.readline()]
+        assert lines[1].strip() == f"export HF_ENDPOINT=http://127.0.0.1:{port}", (lines, proc.stderr.read())
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            code = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    assert code == 0 and hub.port_is_free(port)
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+
+
+def _hermetic(environ) -> dict:
+    env = {k: v for k, v in environ.items() if not k.startswith(("HF_", "HUGGING_FACE_")) and k != "ZOO_REGISTRY"}
+    return {**env, "HF_HUB_DISABLE_TELEMETRY": "1", "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+
+
+@pytest.fixture(scope="module")
+def client_env(root, server, registry):
+    home = root / "hf-home"
+    return {**_hermetic(os.environ), "HF_ENDPOINT": server, "HF_HOME": str(home),
+            "HF_DATASETS_CACHE": str(home / "datasets"), "ZOO_REGISTRY": str(registry)}
+
+
+def zoo_cli(env, *args):
+    return subprocess.run([sys.executable, "-m", "cards.zoo", *map(str, args)], capture_output=True, text=True,
+                          env=env, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def client(root, client_env):
+    """One client process: from_pretrained, cards.zoo.load and load_dataset through the server."""
+    done = subprocess.run([sys.executable, "-c", CLIENT, str(root / "datasets-cache")], capture_output=True,
+                          text=True, env=client_env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def weight_sum(run: Path) -> float:
+    from transformers import AutoModelForCausalLM
+
+    return sum(p.double().sum().item() for p in AutoModelForCausalLM.from_pretrained(run).parameters())
+
+
+# --- cards and registry ------------------------------------------------------------------------------
+
+
+def test_cards_parse_back_with_hub_card_data_classes(folders, registry):
+    corpus, run = folders
+    data = DatasetCard.load(corpus / "README.md").data
+    assert [c["config_name"] for c in data.configs] == ["2x2"]
+    assert data.license == "cc-by-4.0" and data.size_categories == ["n<1K"] and data.task_categories
+    model = ModelCard.load(run / "README.md").data
+    assert "model-index" in model.to_dict() and model.license == "apache-2.0" and model.tags
+    metrics = json.loads((run / "metrics.json").read_text())
+    results = {r.metric_type: r.metric_value for r in model.eval_results}
+    assert results == {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)}
+    entry = zoo.read_registry(registry)[0]
+    assert {k: v for k, v in entry["metrics"].items() if k not in ("split", "n")} == results
+    assert f"{entry['parameters']:,}" in ModelCard.load(run / "README.md").text
+    assert entry["files"] == {"model.safetensors": zoo.sha256(run / "model.safetensors")}
+
+
+def test_packaged_registry_agrees_with_its_commands(capsys):
+    entries = zoo.read_registry(zoo.registry_path(None))
+    assert entries and len({e["name"] for e in entries}) == len(entries)
+    for e in entries:
+        assert e["published"] is False or e["revision"], e["name"]
+        assert all(re.fullmatch(r"[0-9a-f]{64}", h) for h in e["files"].values()) and "model.safetensors" in e["files"]
+        generator, train = shlex.split(e["corpus"]["command"]), shlex.split(e["train_command"])
+        assert generator[0] in ("tinysql-gen", "multmath-gen", "mcq-gen") and train[0] == "zoo-train"
+        assert train[train.index("--data") + 1] == generator[generator.index("--out") + 1]
+        assert train[train.index("--out") + 1] == e["name"] and f"--objective {e['objective']}" in e["train_command"]
+        assert e["level"] == e["corpus"]["config"] and e["task"] in e["name"]
+    assert zoo.main(["list"]) == 0
+    table = capsys.readouterr().out
+    assert all(e["name"] in table for e in entries)
+
+
+def test_list_filters_and_info(registry, capsys):
+    assert zoo.main(["--registry", str(registry), "list", "--task", "multmath", "--level", "2x2", "--size", "tiny"]) == 0
+    assert "tiny-test" in capsys.readouterr().out
+    assert zoo.main(["--registry", str(registry), "list", "--task", "tinysql"]) == 0
+    assert "tiny-test" not in capsys.readouterr().out
+    assert zoo.main(["--registry", str(registry), "info", "tiny-test"]) == 0
+    out = capsys.readouterr().out
+    assert "org/tiny @ v1 (published)" in out and zoo.read_registry(registry)[0]["files"]["model.safetensors"] in out
+
+
+def test_register_reads_the_entry_from_the_run(folders, tmp_path, capsys):
+    corpus, run = folders
+    reg = tmp_path / "zoo.json"
+    args = ["--registry", str(reg), "register", str(run), "--name", "x", "--repo-id", "org/x", "--corpus", str(corpus)]
+    assert zoo.main(args) == 0 and zoo.main(args) == 0
+    assert capsys.readouterr().out.splitlines()[1].startswith("zoo: replaced x")
+    assert [e["name"] for e in zoo.read_registry(reg)] == ["x"] and not zoo.read_registry(reg)[0]["published"]
+    assert zoo.main([*args, "--published"]) == 2  # a published entry needs a pinned revision
+    assert zoo.main([*args[:-2], "--corpus", str(tmp_path)]) == 2
+    assert len(capsys.readouterr().err.splitlines()) == 2
+
+
+def test_unknown_name_is_one_line_with_the_closest_names(registry, capsys):
+    assert zoo.main(["--registry", str(registry), "download", "tiny-tst"]) == 2
+    err = capsys.readouterr().err
+    assert err == "zoo: error: unknown checkpoint 'tiny-tst'; closest: tiny-test\n"
+
+
+# --- publishing --------------------------------------------------------------------------------------
+
+
+def git(repo: Path, *args) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_publishing_the_same_folder_again_makes_no_commit(hub_dir, folders, capsys):
+    corpus, run = folders
+    repo = hub_dir / "models" / "org" / "tiny"
+    head = git(repo, "rev-parse", "HEAD")
+    assert zoo.main(["publish", str(run), "--repo-id", "org/tiny", "--hub-dir", str(hub_dir), "--tag", "v1"]) == 0
+    assert "no new commit" in capsys.readouterr().out
+    assert git(repo, "rev-list", "--count", "HEAD") == "1" and git(repo, "rev-parse", "v1^{commit}") == head
+    assert set(git(repo, "ls-files").split()) == {str(p) for p in hub.published_files(run)}
+    assert (hub_dir / "datasets" / "org" / "mm" / "data" / "2x2").is_dir()
+
+
+def test_bad_publish_and_serve_input_is_one_line(hub_dir, folders, tmp_path, capsys):
+    corpus, run = folders
+    assert zoo.main(["publish", str(tmp_path), "--repo-id", "org/x", "--hub-dir", str(hub_dir)]) == 2
+    assert zoo.main(["publish", str(run), "--repo-id", "not-an-id", "--hub-dir", str(hub_dir)]) == 2
+    assert zoo.main(["serve", str(tmp_path / "missing")]) == 2
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        assert zoo.main(["serve", str(hub_dir), "--port", str(busy.getsockname()[1])]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 4 and all(line.startswith("zoo: error: ") for line in lines)
+
+
+# --- through the server --------------------------------------------------------------------------------
+
+
+def test_download_verifies_and_from_pretrained_loads(hub_dir, folders, client_env, client, tmp_path):
+    corpus, run = folders
+    done = zoo_cli(client_env, "download", "tiny-test", "--local-dir", tmp_path / "got")
+    assert done.returncode == 0, done.stderr
+    assert Path(done.stdout.strip()) == tmp_path / "got" and "verified" in done.stderr
+    assert zoo.sha256(tmp_path / "got" / "model.safetensors") == zoo.sha256(run / "model.safetensors")
+    expected = weight_sum(run)
+    assert client["from_pretrained"][0] == "GPT2LMHeadModel" and client["from_pretrained"][1] == pytest.approx(expected)
+    assert client["load"] == ["GPT2LMHeadModel", pytest.approx(expected)]
+    assert client["model_info"] == git(hub_dir / "models" / "org" / "tiny", "rev-parse", "v1^{commit}")
+
+
+def test_load_dataset_through_the_server_returns_the_folder_rows(folders, client, tmp_path):
+    corpus, run = folders
+    local = datasets.load_dataset(str(corpus), "2x2", cache_dir=str(tmp_path / "cache"))
+    assert set(client["rows"]) == set(local) == {"train", "validation", "test"}
+    for split in local:
+        assert client["rows"][split] == local[split].to_list()
+
+
+def test_a_tampered_weight_file_is_rejected(hub_dir, folders, client_env, root, tmp_path):
+    corpus, run = folders
+    tampered = tmp_path / "tampered"
+    shutil.copytree(run, tampered)
+    weights = bytearray((tampered / "model.safetensors").read_bytes())
+    weights[-1] ^= 1  # one bit of the last weight
+    (tampered / "model.safetensors").write_bytes(bytes(weights))
+    assert zoo.main(["publish", str(tampered), "--repo-id", "org/tiny", "--hub-dir", str(hub_dir)]) == 0
+    for target in (["--local-dir", tmp_path / "got"], []):
+        done = zoo_cli(client_env, "download", "tiny-test", "--revision", "main", *target)
+        assert done.returncode == 2 and done.stdout == ""
+        last = done.stderr.strip().splitlines()[-1]
+        assert last.startswith("zoo: error: tiny-test: sha256 mismatch for model.safetensors") and "Traceback" not in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tampered"]  # no half-written --local-dir
+
+
+def test_unreachable_revision_is_one_line(client_env):
+    done = zoo_cli(client_env, "download", "tiny-test", "--revision", "no-such-tag")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("zoo: error: cannot download org/tiny@no-such-tag from http://127.0.0.1:")
