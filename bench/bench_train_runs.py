@@ -1,8 +1,8 @@
 """The long CPU training runs behind the trainer's speed goals: each prints its exact commands, runs
 them, and prints a table from the folders' metrics.json and training_args.json.
 
-    python bench/bench_train_runs.py tinysql --out /tmp/runs     # nano, TinySQL level 1, ~12 min on 2 cores
-    python bench/bench_train_runs.py multiply --out /tmp/runs    # ICoT, no-CoT and aux on 4x4, 5-20 min each
+    python bench/bench_train_runs.py tinysql --out /tmp/runs     # nano, TinySQL level 1, ~15 min on 2 cores
+    python bench/bench_train_runs.py multiply --out /tmp/runs    # ICoT, no-CoT and aux on 4x4, ~20 min each
     python bench/bench_train_runs.py multiply --digits 3x3 --out /tmp/runs
     python bench/bench_train_runs.py report /tmp/runs/*          # the table again, for finished folders
 
@@ -20,11 +20,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-TINYSQL = {
+TINYSQL = {  # a 2-layer llama-family nano: it learns the column-copying order faster than 4 layers per second
     "name": "corpus-tinysql-l1",
-    "corpus": ["tinysql-gen", "--level", "1", "-n", "30000", "--seed", "1", "--num-proc", "2"],
-    "runs": {"nano-tinysql-l1": ["--preset", "nano", "--epochs", "3", "--batch-size", "32", "--eval-every", "400",
-                                 "--eval-samples", "200"]},
+    "corpus": ["tinysql-gen", "--level", "1", "-n", "60000", "--seed", "1", "--num-proc", "2"],
+    "runs": {"nano-tinysql-l1": ["--preset", "nano", "--arch", "llama", "--layers", "2", "--batch-size", "32",
+                                 "--lr", "1e-3", "--max-steps", "4500", "--schedule", "cosine", "--warmup-steps",
+                                 "100", "--eval-every", "500", "--eval-samples", "200"]},
 }
 # 2-layer, 4-head models like Bai et al.'s, 256 wide, with step budgets of about 20 minutes each on a
 # 2-core machine: ICoT sees 10 epochs of 29,000 examples (the 4x4 CoT is gone after 6 of them), no-CoT

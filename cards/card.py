@@ -148,7 +148,8 @@ def dataset_card(description: DatasetDescription, reports: list[Report], command
 def _config_entry(report: Report, default: bool) -> dict:
     entry = {
         "config_name": report.name,
-        "data_files": [{"split": split, "path": f"data/{report.name}/{split}-*"} for split in report.sizes],
+        "data_files": [{"split": split, "path": f"data/{report.name}/{split}-{report.fingerprint}-*"
+                        if report.fingerprint else f"data/{report.name}/{split}-*"} for split in report.sizes],
     }
     if default:
         entry["default"] = True

@@ -75,6 +75,7 @@ class Report:
     rejected: collections.Counter = field(default_factory=collections.Counter)
     duplicates: int = 0
     split_full: int = 0
+    fingerprint: str = ""  # of the configuration's parquet files, part of their names
 
     @property
     def kept(self) -> int:
@@ -122,6 +123,7 @@ def build(
             reports.append(_fill(config, schema, writers, num_proc))
             for writer in writers.values():
                 writer.close()
+            reports[-1].fingerprint = folder.name_by_content(config.name)
         if extra_files is not None:
             extra_files(folder.tmp, reports)
         folder.write_text("README.md", render_card(reports))

@@ -1,14 +1,19 @@
 """A Hub-ready dataset folder, written atomically.
 
-Layout: `data/<config>/<split>-NNNNN-of-NNNNN.parquet` plus a `README.md` (the dataset card, whose
-YAML header declares the configs). Everything is written into a hidden temporary folder beside the
-target and renamed into place at the end, so an interrupted run leaves no half-written output.
+Layout: `data/<config>/<split>-<fingerprint>-NNNNN-of-NNNNN.parquet` plus a `README.md` (the dataset
+card, whose YAML header declares the configs). The fingerprint is a hash of the configuration's
+parquet bytes: `datasets.load_dataset(<folder>)` caches a local folder by the file patterns its card
+declares, not by the files, so without it a corpus regenerated into the same folder would be read
+back from the stale cache. Everything is written into a hidden temporary folder beside the target
+and renamed into place at the end, so an interrupted run leaves no half-written output.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
+import re
 import shutil
 import signal
 import tempfile
@@ -66,6 +71,22 @@ class DatasetFolder:
 
     def split_writer(self, config: str, split: str, rows: int, schema: pa.Schema) -> "SplitWriter":
         return SplitWriter(self.tmp / "data" / config, split, rows, schema)
+
+    def name_by_content(self, config: str) -> str:
+        """Put the fingerprint of the config's (closed) parquet files into their names; returns it."""
+        folder = self.tmp / "data" / config
+        files = sorted(folder.glob("*.parquet"))
+        digest = hashlib.blake2b(digest_size=5)
+        for file in files:
+            digest.update(file.name.encode())
+            with open(file, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+        fingerprint = digest.hexdigest()
+        for file in files:
+            split, shard = re.fullmatch(r"(.+)-(\d+-of-\d+\.parquet)", file.name).groups()
+            file.rename(folder / f"{split}-{fingerprint}-{shard}")
+        return fingerprint
 
     def write_text(self, name: str, text: str) -> None:
         (self.tmp / name).write_text(text, encoding="utf-8")

@@ -115,3 +115,15 @@ def test_empty_splits_are_left_out(tmp_path):
     with pytest.raises(UsageError, match="nothing to generate"):
         build(tmp_path / "none", [Config("sums", functools.partial(toy_item, 60), {"train": 0})], SCHEMA, str)
     assert not (tmp_path / "none").exists()
+
+
+def test_a_corpus_regenerated_in_place_is_not_read_from_a_stale_cache(tmp_path):
+    cache = str(tmp_path / "cache")  # one datasets cache shared by both loads, as for a user
+    toy_build(tmp_path / "out", total=100)
+    first = datasets.load_dataset(str(tmp_path / "out"), cache_dir=cache)["train"]["id"]
+    toy_build(tmp_path / "out", total=200, overwrite=True)
+    second = datasets.load_dataset(str(tmp_path / "out"), cache_dir=cache)["train"]
+    assert len(first) == 80 and len(second) == 160 and second["id"] != first
+    names = sorted(p.name for p in (tmp_path / "out" / "data" / "sums").iterdir())
+    fingerprint = names[0].split("-")[1]
+    assert names == [f"{s}-{fingerprint}-00000-of-00001.parquet" for s in ("test", "train", "validation")]

@@ -353,7 +353,8 @@ def _finish(out: Path, args, argv, kind, corpus, split, metrics, result, setting
         command=with_option(with_option(command, "--data", dataset), "--out", name), corpus_command=corpus_command, hardware=hardware, seconds=result["seconds"], steps=result["steps"], base_model=args.base,
         preset=args.preset, levels=levels,
         training={k: training[k] for k in ("objective", "epochs", "max_steps", "batch_size", "grad_accum", "lr",
-                                           "schedule", "warmup_steps", "weight_decay", "max_grad_norm", "seed")}))
+                                           "schedule", "warmup_steps", "weight_decay", "max_grad_norm", "seed")
+                  if training[k] is not None and not (k == "epochs" and training["max_steps"])}))
 
 
 def _corpus_origin(data: str) -> tuple[str, str | None]:
