@@ -28,7 +28,7 @@ TINYSQL = {  # a 2-layer llama-family nano: it learns the column-copying order f
                                  "100", "--eval-every", "500", "--eval-samples", "200"]},
 }
 # 2-layer, 4-head models like Bai et al.'s, 256 wide, with step budgets of about 20 minutes each on a
-# 2-core machine: ICoT sees 10 epochs of 29,000 examples (the 4x4 CoT is gone after 6 of them), no-CoT
+# 2-core machine: ICoT sees 20 epochs of 29,000 examples (the 4x4 CoT is gone after 6 of them), no-CoT
 # and aux one pass over the 808,000 training examples; all at the same learning rate
 SHAPE = ["--preset", "nano", "--arch", "gpt2", "--layers", "2", "--heads", "4", "--batch-size", "32",
          "--eval-every", "2000", "--eval-samples", "200"]
@@ -41,7 +41,7 @@ def multiply(digits: str) -> dict:
         "corpus": ["multmath-gen", "--digits", digits, "-n", "808000", "--num-valid", "1000", "--num-test", "1000",
                    "--seed", "1", "--num-proc", "2"],
         "runs": {
-            f"icot-{digits}": [*SHAPE, "--objective", "icot", "--train-samples", "29000", "--epochs", "10", *LR],
+            f"icot-{digits}": [*SHAPE, "--objective", "icot", "--train-samples", "29000", "--epochs", "20", *LR],
             f"nocot-{digits}": [*SHAPE, "--objective", "nocot", "--epochs", "1", *LR],
             f"aux-{digits}": [*SHAPE, "--objective", "aux", "--epochs", "1", *LR],
         },
