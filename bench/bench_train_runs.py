@@ -20,12 +20,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-TINYSQL = {  # a 2-layer llama-family nano: it learns the column-copying order faster than 4 layers per second
+TINYSQL = {
     "name": "corpus-tinysql-l1",
     "corpus": ["tinysql-gen", "--level", "1", "-n", "60000", "--seed", "1", "--num-proc", "2"],
-    "runs": {"nano-tinysql-l1": ["--preset", "nano", "--arch", "llama", "--layers", "2", "--batch-size", "32",
-                                 "--lr", "1e-3", "--max-steps", "4500", "--schedule", "cosine", "--warmup-steps",
-                                 "100", "--eval-every", "500", "--eval-samples", "200"]},
+    "runs": {"nano-tinysql-l1": ["--preset", "nano", "--batch-size", "32", "--lr", "1e-3", "--max-steps", "4500",
+                                 "--schedule", "cosine", "--warmup-steps", "100", "--eval-every", "500",
+                                 "--eval-samples", "200"]},
 }
 # 2-layer, 4-head models like Bai et al.'s, 256 wide, with step budgets of about 20 minutes each on a
 # 2-core machine: ICoT sees 20 epochs of 29,000 examples (the 4x4 CoT is gone after 6 of them), no-CoT
