@@ -230,6 +230,8 @@ def test_bad_input_is_one_line_and_touches_nothing(corpora, tmp_path, capsys, sq
                                                  *common)
     assert "cannot load it" in error_of(capsys, train_main, "--data", corpora / "sql", "--base", tmp_path,
                                         "--max-steps", "2", "--out", out)
+    assert "--base ./no-such-model: no such folder" in error_of(capsys, train_main, "--data", corpora / "sql",
+                                                              "--base", "./no-such-model", "--out", out)
     assert "--arch llama" in error_of(capsys, train_main, "--data", corpora / "mm", "--arch", "qwen2", *common)
     assert "--aux-heads" in error_of(capsys, train_main, "--data", corpora / "mm", "--objective", "aux",
                                      "--aux-heads", "0,9", *common)

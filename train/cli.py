@@ -245,6 +245,7 @@ def _pick_split(corpus, wanted: str) -> str | None:
 def _model(args, records, kind: str, resumed: Path | None):
     """(tokenizer, model, preset shape or None): a new model with a tokenizer trained on the corpus, or the base."""
     if args.base:
+        _check_model_path("--base", args.base)
         try:
             tokenizer = load_tokenizer(args.base)
             from transformers import AutoModelForCausalLM
@@ -386,9 +387,7 @@ def _eval(argv: Sequence[str] | None) -> int:
         raise UsageError(f"--split {args.split}: the corpus has {', '.join(corpus)}")
     records = _head(corpus[args.split], args.samples)
     kind = corpora.detect_kind(corpus[args.split].column_names)
-    local = Path(args.model)
-    if not local.exists() and (args.model.startswith((".", "/", "~")) or args.model.count("/") != 1):
-        raise UsageError(f"--model {args.model}: no such folder")
+    _check_model_path("--model", args.model)
     try:
         from transformers import AutoModelForCausalLM
 
@@ -412,6 +411,12 @@ def _eval(argv: Sequence[str] | None) -> int:
         Path(args.predictions).write_text("".join(json.dumps(row) + "\n" for row in rows))
     print(text)
     return 0
+
+
+def _check_model_path(option: str, name: str) -> None:
+    """A name that can only be a local folder (a path, or more than ORG/NAME) must exist."""
+    if not Path(name).expanduser().exists() and (name.startswith((".", "/", "~")) or name.count("/") > 1):
+        raise UsageError(f"{option} {name}: no such folder")
 
 
 def _head(split, n: int | None = None) -> list[dict]:
