@@ -1,7 +1,7 @@
 """The long CPU training runs behind the trainer's speed goals: each prints its exact commands, runs
 them, and prints a table from the folders' metrics.json and training_args.json.
 
-    python bench/bench_train_runs.py tinysql --out /tmp/runs     # nano, TinySQL level 1, ~15 min on 2 cores
+    python bench/bench_train_runs.py tinysql --out /tmp/runs     # nano, TinySQL level 1, ~14 min on 2 cores
     python bench/bench_train_runs.py multiply --out /tmp/runs    # ICoT, no-CoT and aux on 4x4, ~20 min each
     python bench/bench_train_runs.py multiply --digits 3x3 --out /tmp/runs
     python bench/bench_train_runs.py report /tmp/runs/*          # the table again, for finished folders
@@ -23,7 +23,7 @@ from pathlib import Path
 TINYSQL = {
     "name": "corpus-tinysql-l1",
     "corpus": ["tinysql-gen", "--level", "1", "-n", "60000", "--seed", "1", "--num-proc", "2"],
-    "runs": {"nano-tinysql-l1": ["--preset", "nano", "--batch-size", "32", "--lr", "1e-3", "--max-steps", "4500",
+    "runs": {"nano-tinysql-l1": ["--preset", "nano", "--batch-size", "32", "--lr", "1e-3", "--max-steps", "4000",
                                  "--schedule", "cosine", "--warmup-steps", "100", "--eval-every", "500",
                                  "--eval-samples", "200"]},
 }
