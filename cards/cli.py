@@ -27,6 +27,12 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+def first_line(err: Exception) -> str:
+    """An exception from a library as the tail of a one-line error: its first line, at most 300 characters."""
+    text = str(err).strip().splitlines()
+    return (text[0] if text else type(err).__name__)[:300]
+
+
 def run(prog: str, main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None) -> int:
     """Call `main(argv)`; report UsageError as `prog: error: ...` and return 2."""
     try:

@@ -27,7 +27,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from cards.cli import UsageError
+from cards.cli import UsageError, first_line
 
 SKIPPED = ("checkpoints",)  # a run's resumable training states: not part of the published checkpoint
 GIT_IDENTITY = {"GIT_AUTHOR_NAME": "zoo publish", "GIT_AUTHOR_EMAIL": "zoo@localhost",
@@ -133,12 +133,8 @@ def publish_to_endpoint(folder: Path, repo_id: str, endpoint: str | None = None,
         if tag:
             api.create_tag(repo_id, tag=tag, revision=info.oid, repo_type=kind, exist_ok=True)
     except (HfHubHTTPError, OSError) as err:
-        raise UsageError(f"publishing to {api.endpoint} failed: {_first_line(err)}") from None
+        raise UsageError(f"publishing to {api.endpoint} failed: {first_line(err)}") from None
     return info.oid
-
-
-def _first_line(err: Exception) -> str:
-    return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
 # --- serving a hub directory with olah -------------------------------------------------------------

@@ -34,7 +34,7 @@ from typing import Sequence
 
 from cards import hub
 from cards.card import read_dataset_card, with_option
-from cards.cli import Parser, UsageError, run
+from cards.cli import Parser, UsageError, first_line, run
 
 HEADLINE = ("exact_match", "normalized_match", "execution_match", "digit_accuracy", "label_accuracy",
             "gold_probability")
@@ -164,7 +164,7 @@ def _snapshot(entry: dict, revision: str | None, local_dir: Path | None) -> Path
     except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as err:
         note = "" if entry["published"] else " (the registry marks it unpublished)"
         reason = ("no such repository or revision there, or no access" if isinstance(err, RepositoryNotFoundError)
-                  else hub._first_line(err))
+                  else first_line(err))
         raise UsageError(f"cannot download {where} from {constants.ENDPOINT}{note}: {reason}") from None
 
 
@@ -277,7 +277,7 @@ def _fetch_card(e: dict) -> str:
     try:
         return Path(hf_hub_download(e["repo_id"], "README.md", revision=e["revision"])).read_text(encoding="utf-8")
     except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as err:
-        raise UsageError(f"cannot fetch the card of {e['repo_id']}: {hub._first_line(err)}") from None
+        raise UsageError(f"cannot fetch the card of {e['repo_id']}: {first_line(err)}") from None
 
 
 def _download(args) -> int:

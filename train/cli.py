@@ -23,7 +23,7 @@ from typing import Sequence
 import torch
 from accelerate import PartialState
 
-from cards.cli import Parser, UsageError, non_negative_int, positive_int, run
+from cards.cli import Parser, UsageError, first_line, non_negative_int, positive_int, run
 from cards.card import read_dataset_card, with_option
 from train import data as corpora
 from train import loop, output, presets
@@ -252,7 +252,7 @@ def _model(args, records, kind: str, resumed: Path | None):
 
             model = AutoModelForCausalLM.from_pretrained(args.base, dtype=torch.float32)
         except Exception as err:  # OSError, ValueError, HTTP errors...: all mean "cannot load it"
-            raise UsageError(f"--base {args.base}: cannot load it ({corpora._first_line(err)})") from None
+            raise UsageError(f"--base {args.base}: cannot load it ({first_line(err)})") from None
         ensure_pad(tokenizer, model)
         return tokenizer, model, None
     try:
@@ -324,10 +324,10 @@ def _final_eval(out: Path, kind: str, split: str | None, records, args) -> dict:
     return _evaluate(model, tokenizer, records, kind, args.eval_batch_size, not args.no_progress)
 
 
-def _evaluate(model, tokenizer, records, kind, batch_size, progress) -> dict:
+def _evaluate(model, tokenizer, records, kind, batch_size, progress, outputs: list | None = None) -> dict:
     from train.evaluate import evaluate
 
-    return evaluate(model, tokenizer, records, kind, batch_size, progress)
+    return evaluate(model, tokenizer, records, kind, batch_size, progress, outputs)
 
 
 def _finish(out: Path, args, argv, kind, corpus, split, metrics, result, settings, shape, model) -> None:
@@ -351,7 +351,8 @@ def _finish(out: Path, args, argv, kind, corpus, split, metrics, result, setting
     output.write_card(out, ModelDescription(
         name=name, dataset=dataset, dataset_config=args.config, kind=kind, split=split or "none",
         objective=args.objective, metrics=metrics, parameters=counts, architecture=model.config.model_type,
-        command=with_option(with_option(command, "--data", dataset), "--out", name), corpus_command=corpus_command, hardware=hardware, seconds=result["seconds"], steps=result["steps"], base_model=args.base,
+        command=with_option(with_option(command, "--data", dataset), "--out", name), corpus_command=corpus_command,
+        hardware=hardware, seconds=result["seconds"], steps=result["steps"], base_model=args.base,
         preset=args.preset, levels=levels,
         training={k: training[k] for k in ("objective", "epochs", "max_steps", "batch_size", "grad_accum", "lr",
                                            "schedule", "warmup_steps", "weight_decay", "max_grad_norm", "seed")
@@ -394,19 +395,19 @@ def _eval(argv: Sequence[str] | None) -> int:
         model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32)
         tokenizer = load_tokenizer(args.model)
     except Exception as err:
-        raise UsageError(f"--model {args.model}: cannot load it ({corpora._first_line(err)})") from None
+        raise UsageError(f"--model {args.model}: cannot load it ({first_line(err)})") from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model.to("cuda" if torch.cuda.is_available() else "cpu")
-    from train.evaluate import evaluate, prediction_rows
-
     outputs = []
     metrics = {"split": args.split,
-               **evaluate(model, tokenizer, records, kind, args.batch_size, not args.no_progress, outputs)}
+               **_evaluate(model, tokenizer, records, kind, args.batch_size, not args.no_progress, outputs)}
     text = json.dumps(metrics, indent=2)
     if args.out:
         Path(args.out).write_text(text + "\n")
     if args.predictions:
+        from train.evaluate import prediction_rows
+
         rows = prediction_rows(records, outputs, kind)
         Path(args.predictions).write_text("".join(json.dumps(row) + "\n" for row in rows))
     print(text)

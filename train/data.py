@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from cards.cli import UsageError
+from cards.cli import UsageError, first_line
 
 KINDS = {  # checked in this order: the first kind whose columns are all present wins
     "multmath": ("prompt", "cot", "answer", "answer_digits", "running_sums"),
@@ -60,7 +60,7 @@ def load_corpus(data: str, config: str | None = None):
     try:
         corpus = datasets.load_dataset(str(path) if path.exists() else data, config, cache_dir=cache)
     except Exception as err:  # datasets raises many kinds; all mean "cannot load this"
-        raise UsageError(f"--data {data}: cannot load it ({_first_line(err)})") from None
+        raise UsageError(f"--data {data}: cannot load it ({first_line(err)})") from None
     if not isinstance(corpus, datasets.DatasetDict) or not corpus:
         raise UsageError(f"--data {data}: no splits found")
     return corpus
@@ -207,8 +207,3 @@ def _aux_targets(positions: list[list[int]], targets: list[list[int]]) -> dict[s
     for j, (p, t) in enumerate(zip(positions, targets)):
         pos[j, :len(p)], tgt[j, :len(t)], mask[j, :len(p)] = torch.tensor(p), torch.tensor(t, dtype=torch.float32), True
     return {"aux_positions": pos, "aux_targets": tgt, "aux_mask": mask}
-
-
-def _first_line(err: Exception) -> str:
-    text = str(err).strip().splitlines()
-    return (text[0] if text else type(err).__name__)[:300]

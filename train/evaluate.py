@@ -35,11 +35,10 @@ def evaluate(model, tokenizer, records, kind: str, batch_size: int = 64, progres
     if not records:
         return {"n": 0}
     model.eval()
-    decoded = generate(model, tokenizer, records, kind, batch_size, progress)
+    completions = generate(model, tokenizer, records, kind, batch_size, progress)
     if outputs is not None:
-        outputs.extend(decoded)
-    outputs = decoded
-    metrics = {"n": len(records), **score(records, outputs, kind)}
+        outputs.extend(completions)
+    metrics = {"n": len(records), **score(records, completions, kind)}
     if kind == "mcq":
         metrics.update(label_scores(model, tokenizer, records, batch_size, progress))
     return metrics
