@@ -8,6 +8,7 @@ into the exit status.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Callable, Sequence
 
@@ -36,10 +37,15 @@ def first_line(err: Exception) -> str:
 def run(prog: str, main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None) -> int:
     """Call `main(argv)`; report UsageError as `prog: error: ...` and return 2."""
     try:
-        return main(argv)
+        status = main(argv)
+        sys.stdout.flush()
+        return status
     except UsageError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (`zoo list | head`): stop quietly, like `yes | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130

@@ -272,3 +272,11 @@ def test_unreachable_revision_is_one_line(client_env):
     done = zoo_cli(client_env, "download", "tiny-test", "--revision", "no-such-tag")
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines()[-1].startswith("zoo: error: cannot download org/tiny@no-such-tag from http://127.0.0.1:")
+
+
+def test_a_reader_that_goes_away_is_not_a_traceback():
+    proc = subprocess.Popen([sys.executable, "-m", "cards.zoo", "list"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # like `zoo list | head -0`: closed before zoo writes
+    error = proc.stderr.read()
+    proc.wait()
+    assert proc.returncode == 141 and error == b""
