@@ -1,67 +1,83 @@
-"""Card rendering: the README.md of every dataset folder (and, later, of every checkpoint).
+"""Dataset cards: the README.md of every corpus folder, rendered from templates, and read back.
 
-Cards are built with huggingface_hub's card classes and written from the artefact itself: the
-counts and the validation report come from the build's `Report`s, never typed by hand.
+The card is `DatasetCard.from_template` over `cards/templates/dataset_card.md`; the generator's
+own section (its summary, format and ladder prose) is a Jinja template in its package, filled
+from the structured facts it hands over (`cards.generator.CardFacts`). The counts and the
+validation table come from the build's `Report`s, never typed by hand. The YAML header declares
+the configs and, under `interp_zoo`, the generator's name, version, seed, command and options
+(`CorpusMetadata`): the trainer and the zoo read those back with `read_corpus_metadata`, never
+the markdown.
 """
 
 from __future__ import annotations
 
-import re
 import shlex
-import sys
-from dataclasses import dataclass, field
-from importlib import metadata
+from dataclasses import asdict, dataclass, field
+from importlib import metadata as package_metadata
+from importlib import resources
 from pathlib import Path
 
+import jinja2
 from huggingface_hub import DatasetCard, DatasetCardData
 
 from cards.corpus import Report
+from cards.errors import IntegrityError
+
+METADATA_KEY = "interp_zoo"
 
 
 @dataclass
-class DatasetDescription:
-    """What a generator says about its corpus; the numbers come from the reports."""
+class CorpusMetadata:
+    """What made a corpus: recorded in its card's YAML, read back by the trainer and the zoo."""
 
-    pretty_name: str
-    summary: str
-    config_notes: dict[str, str]
-    fields: dict[str, str]
-    checks: list[str]
+    generator: str
+    version: str
     seed: int
-    task_categories: list[str] = field(default_factory=list)
-    tags: list[str] = field(default_factory=list)
-    packages: list[str] = field(default_factory=list)
-    leakage_group: str = "records sharing a normalised label"
-    license: str = "cc-by-4.0"
-    extra: str = ""
+    command: str
+    options: dict = field(default_factory=dict)
+    configs: list[str] = field(default_factory=list)  # filled when read back
 
 
-NEUTRAL_FLAGS = ("--overwrite",)
-NEUTRAL_OPTIONS = ("--num-proc",)
+def dataset_card(facts, reports: list[Report], metadata: CorpusMetadata) -> str:
+    """The full README.md text: YAML header (configs, metadata) and the body rendered from the templates."""
+    recorded = {k: v for k, v in asdict(metadata).items() if k != "configs"}
+    data = DatasetCardData(
+        pretty_name=facts.pretty_name,
+        license=facts.license,
+        language=["en"],
+        task_categories=facts.task_categories or None,
+        size_categories=[size_category(sum(r.kept for r in reports))],
+        tags=facts.tags or None,
+        configs=[_config_entry(report, i == 0) for i, report in enumerate(reports)],
+        **{METADATA_KEY: recorded},
+    )
+    section = jinja2.Template(facts.template or "", keep_trailing_newline=True).render(**facts.context)
+    card = DatasetCard.from_template(
+        data, template_str=_template("dataset_card.md"), facts=facts, reports=reports, metadata=metadata,
+        generator_section=section, splits=list(dict.fromkeys(s for r in reports for s in r.sizes)),
+        reasons=sorted({reason for r in reports for reason in r.rejected}),
+        versions=", ".join(versions(["interp-zoo", *facts.packages])))
+    return card.content.rstrip("\n") + "\n"
 
 
-def command_line(prog: str, argv: list[str] | None = None) -> str:
-    """The command that was run, quoted for a shell, without the flags that cannot change the output
-    (`--overwrite`, `--num-proc`), so the same corpus always carries the same card."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    kept = []
-    while args:
-        arg = args.pop(0)
-        if arg in NEUTRAL_OPTIONS and args:
-            args.pop(0)
-        elif arg not in NEUTRAL_FLAGS and not arg.startswith(tuple(f"{o}=" for o in NEUTRAL_OPTIONS)):
-            kept.append(arg)
-    return shlex.join([prog, *kept])
+def read_corpus_metadata(folder: str | Path) -> CorpusMetadata:
+    """The generator metadata and config names of a corpus folder's card; IntegrityError if it has none."""
+    path = Path(folder) / "README.md"
+    try:
+        data = DatasetCard.load(path).data.to_dict()
+    except (OSError, ValueError) as err:
+        raise IntegrityError(f"{path}: cannot read the dataset card ({err})") from err
+    recorded, configs = data.get(METADATA_KEY), data.get("configs") or []
+    if not isinstance(recorded, dict) or not configs:
+        raise IntegrityError(f"{path} does not record its generator and configs (not written by this project)")
+    try:
+        return CorpusMetadata(**recorded, configs=[c["config_name"] for c in configs])
+    except (TypeError, KeyError) as err:
+        raise IntegrityError(f"{path}: malformed {METADATA_KEY} metadata ({err})") from err
 
 
-def read_dataset_card(folder: Path) -> tuple[list[dict], str]:
-    """The configs and the generator command recorded in a corpus folder's card; ValueError if absent."""
-    card = DatasetCard.load(Path(folder) / "README.md")
-    configs = card.data.to_dict().get("configs") or []
-    command = re.search(r"## Reproduce.*?```bash\n(.*?)\n```", card.text, flags=re.S)
-    if not configs or not command:
-        raise ValueError(f"{folder}/README.md does not list configs and the generator command")
-    return configs, command[1]
+def default_config(meta: CorpusMetadata, wanted: str | None = None) -> str:
+    return wanted or meta.configs[0]
 
 
 def with_option(command: str, option: str, value: str) -> str:
@@ -84,65 +100,29 @@ def size_category(total: int) -> str:
     return "10M<n<100M"
 
 
-def dataset_card(description: DatasetDescription, reports: list[Report], command: str) -> str:
-    """The full README.md text: YAML header declaring the configs, then the card body."""
-    data = DatasetCardData(
-        pretty_name=description.pretty_name,
-        license=description.license,
-        language=["en"],
-        task_categories=description.task_categories or None,
-        size_categories=[size_category(sum(r.kept for r in reports))],
-        tags=description.tags or None,
-        configs=[_config_entry(report, i == 0) for i, report in enumerate(reports)],
-    )
-    splits = list(dict.fromkeys(split for r in reports for split in r.sizes))
-    body = "\n".join([
-        f"# {description.pretty_name}",
-        "",
-        description.summary,
-        "",
-        "## Use",
-        "",
-        "```python",
-        "from datasets import load_dataset",
-        f'ds = load_dataset("path/to/this/folder", "{reports[0].name}")',
-        "```",
-        "",
-        "## Configurations and splits",
-        "",
-        _table(["config", "contents", *splits],
-               [[r.name, description.config_notes.get(r.name, ""), *(r.sizes.get(s, 0) for s in splits)]
-                for r in reports]),
-        "",
-        "## Fields",
-        "",
-        *[f"- `{name}`: {text}" for name, text in description.fields.items()],
-        "",
-        "## Validation",
-        "",
-        "Every record was checked before it was kept:",
-        "",
-        *[f"- {check}" for check in description.checks],
-        "",
-        "Candidates examined, rejected by reason, and dropped as duplicate prompts or to keep a leakage group "
-        f"({description.leakage_group}) inside one split:",
-        "",
-        _report_table(reports),
-        "",
-        description.extra,
-        "## Reproduce",
-        "",
-        f"Seed {description.seed}. Generated with:",
-        "",
-        "```bash",
-        command,
-        "```",
-        "",
-        "Same command, same package versions: byte-identical files, whatever `--num-proc` is. Versions: "
-        + ", ".join(_versions(["interp-zoo", *description.packages])) + ".",
-        "",
-    ])
-    return DatasetCard(f"---\n{data.to_yaml()}\n---\n\n{body}").content
+def versions(packages: list[str]) -> list[str]:
+    """`name version` of each installed package (or `name (not installed)`)."""
+    found = []
+    for name in packages:
+        try:
+            found.append(f"{name} {package_metadata.version(name)}")
+        except package_metadata.PackageNotFoundError:
+            found.append(f"{name} (not installed)")
+    return found
+
+
+def markdown_table(header: list, rows: list[list]) -> str:
+    lines = ["| " + " | ".join(map(str, header)) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(map(str, row)) + " |" for row in rows])
+
+
+def _template(name: str) -> str:
+    return (resources.files("cards") / "templates" / name).read_text(encoding="utf-8")
+
+
+def package_template(package: str, name: str) -> str:
+    """A generator's card template, shipped in its package."""
+    return (resources.files(package) / name).read_text(encoding="utf-8")
 
 
 def _config_entry(report: Report, default: bool) -> dict:
@@ -154,28 +134,3 @@ def _config_entry(report: Report, default: bool) -> dict:
     if default:
         entry["default"] = True
     return entry
-
-
-def _report_table(reports: list[Report]) -> str:
-    reasons = sorted({reason for r in reports for reason in r.rejected})
-    header = ["config", "candidates", "kept", *[f"rejected: {reason}" for reason in reasons],
-              "duplicate prompt", "group's split full"]
-    rows = [[r.name, r.candidates, r.kept, *[r.rejected.get(reason, 0) for reason in reasons],
-             r.duplicates, r.split_full] for r in reports]
-    return _table(header, rows)
-
-
-def _table(header: list, rows: list[list]) -> str:
-    lines = ["| " + " | ".join(map(str, header)) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(map(str, row)) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def _versions(packages: list[str]) -> list[str]:
-    found = []
-    for name in packages:
-        try:
-            found.append(f"{name} {metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            found.append(f"{name} (not installed)")
-    return found

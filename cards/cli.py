@@ -1,8 +1,8 @@
 """Command-line conventions shared by every console script of the project.
 
 Bad input is one line on stderr and exit status 2, never a traceback. `Parser` makes argparse
-follow that rule, `UsageError` is what library code raises for bad input, and `run` turns it
-into the exit status.
+follow that rule, library code raises the errors of `cards.errors`, and `run` turns any of them
+into that line and status (with `INTERP_ZOO_TRACEBACK=1`, the full traceback as well).
 """
 
 from __future__ import annotations
@@ -10,11 +10,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import traceback
 from typing import Callable, Sequence
 
+from cards.errors import UsageError, ZooError
 
-class UsageError(Exception):
-    """Bad input from the user: reported as one line and exit status 2."""
+TRACEBACK_SWITCH = "INTERP_ZOO_TRACEBACK"
 
 
 class Parser(argparse.ArgumentParser):
@@ -35,12 +36,14 @@ def first_line(err: Exception) -> str:
 
 
 def run(prog: str, main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None) -> int:
-    """Call `main(argv)`; report UsageError as `prog: error: ...` and return 2."""
+    """Call `main(argv)`; report a ZooError as `prog: error: ...` and return 2."""
     try:
         status = main(argv)
         sys.stdout.flush()
         return status
-    except UsageError as err:
+    except ZooError as err:
+        if os.environ.get(TRACEBACK_SWITCH, "") not in ("", "0"):
+            traceback.print_exc()
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # the reader went away (`zoo list | head`): stop quietly, like `yes | head`

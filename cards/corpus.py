@@ -24,10 +24,11 @@ from typing import Callable, Iterator
 import pyarrow as pa
 from tqdm.auto import tqdm
 
-from cards.cli import UsageError
+from cards.errors import UsageError
 from cards.dataset_folder import DatasetFolder, check_target
 
 SPLITS = ("train", "validation", "test")
+SPLIT_FRACTIONS = {"train": 0.8, "validation": 0.1, "test": 0.1}  # the default split of -n examples
 
 
 def stable_hash(*parts: object) -> int:
@@ -105,12 +106,12 @@ def build(
     out: str | Path,
     configs: list[Config],
     schema: pa.Schema,
-    render_card: Callable[[list[Report]], str],
+    finish: Callable[[Path, list[Report]], str],
     num_proc: int = 1,
     overwrite: bool = False,
-    extra_files: Callable[[Path, list[Report]], None] | None = None,
 ) -> list[Report]:
-    """Generate every configuration into the Hub-ready folder `out`, atomically."""
+    """Generate every configuration into the Hub-ready folder `out`, atomically. `finish(folder, reports)`
+    may write more files into the (still temporary) folder and returns the text of its README.md card."""
     check_target(Path(out), overwrite)
     for config in configs:  # an empty split is left out: a declared split must have data to load
         config.sizes = {split: size for split, size in config.sizes.items() if size > 0}
@@ -124,9 +125,7 @@ def build(
             for writer in writers.values():
                 writer.close()
             reports[-1].fingerprint = folder.name_by_content(config.name)
-        if extra_files is not None:
-            extra_files(folder.tmp, reports)
-        folder.write_text("README.md", render_card(reports))
+        folder.write_text("README.md", finish(folder.tmp, reports))
     return reports
 
 

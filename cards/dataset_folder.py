@@ -22,7 +22,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from cards.cli import UsageError
+from cards.errors import UsageError
 
 ROWS_PER_SHARD = 250_000
 ROWS_PER_GROUP = 10_000

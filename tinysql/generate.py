@@ -1,20 +1,17 @@
 """One TinySQL record per index: sample a query, write its English, render and check its SQL.
 
-`make_item(options, level, index)` is the pure per-index function the corpus core runs in workers;
-`corpus_configs` and `description` give the core and the dataset card what they need.
+`make_item(options, level, index)` is the pure per-index function the corpus core runs in workers
+(`tinysql.generator` declares it, with the options, schema and card, to `cards.generator`).
 """
 
 from __future__ import annotations
 
-import functools
 import json
-from dataclasses import dataclass
 
 import pyarrow as pa
 import sqlglot
 
-from cards.card import DatasetDescription
-from cards.corpus import Candidate, Config, item_rng, split_sizes
+from cards.corpus import Candidate, item_rng
 from tinysql import validate as checks
 from tinysql.english import choose_names, describe
 from tinysql.query import column_sql, create_sql, sample_spec, to_sql
@@ -32,22 +29,10 @@ LEVELS = {
     7: "+ joins of two to four tables with table aliases, `DISTINCT` and `LIMIT`",
     8: "+ `IN (SELECT ...)` and scalar subqueries, CTEs (`WITH`), `UNION`/`INTERSECT`/`EXCEPT`",
 }
-FORMATS = ("alpaca", "chat", "both")
-DIALECTS = ("sqlite", "postgres", "mysql", "duckdb", "bigquery", "snowflake", "tsql", "spark", "trino", "oracle")
-SPLIT_FRACTIONS = {"train": 0.8, "validation": 0.1, "test": 0.1}
 INSTRUCTION = "### Instruction: {english} ### Context: {context} ### Response: "
 
 
-@dataclass(frozen=True)
-class Options:
-    seed: int = 0
-    synonyms: bool = False
-    dialect: str = "sqlite"
-    format: str = "alpaca"
-    validate: bool = True
-
-
-def make_item(options: Options, level: int, index: int) -> Candidate:
+def make_item(options, level: int, index: int) -> Candidate:
     """The candidate record at `index` of `level`: a pure function of (options, level, index)."""
     rng = item_rng(options.seed, "tinysql", f"level{level}", index)
     spec, context = sample_spec(rng, level)
@@ -135,12 +120,6 @@ def schema(fmt: str) -> pa.Schema:
     return pa.schema(fields)
 
 
-def corpus_configs(levels: list[int], total: int, options: Options) -> list[Config]:
-    sizes = split_sizes(total, SPLIT_FRACTIONS)
-    return [Config(f"level{level}", functools.partial(make_item, options, level), dict(sizes), chunk=128)
-            for level in levels]
-
-
 FIELD_DOCS = {
     "id": "stable id: generator, level, seed and candidate index",
     "level / command_set": "the level (1-8); `command_set` repeats it under the published name",
@@ -155,21 +134,3 @@ FIELD_DOCS = {
     "prompt, completion": "(format alpaca) `### Instruction: ... ### Context: ... ### Response: ` and the SQL",
     "messages": "(format chat) a user turn (request and tables) and an assistant turn (the SQL)",
 }
-
-
-def description(options: Options, levels: list[int]) -> DatasetDescription:
-    return DatasetDescription(
-        pretty_name="TinySQL levels " + ", ".join(map(str, levels)),
-        summary=("Progressively harder text-to-SQL items in the TinySQL style: each level adds SQL features to "
-                 "the ones below. Schemas come from a vocabulary of hundreds of tables and column names; the "
-                 "request is written from many templates" + (", naming tables and columns by synonyms" if
-                 options.synonyms else "") + f". SQL dialect: {options.dialect}. Split 80/10/10; a label (the "
-                 "normalised query with its schema) never appears in two splits and no prompt appears twice."),
-        config_notes={f"level{level}": LEVELS[level] for level in levels},
-        fields=FIELD_DOCS,
-        checks=checks.CHECKS,
-        seed=options.seed,
-        task_categories=["text-generation"],
-        tags=["text-to-sql", "synthetic", "interpretability", "tinysql"],
-        packages=["sqlglot", "faker", "pyarrow"],
-    )

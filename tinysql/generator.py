@@ -1,0 +1,107 @@
+"""The TinySQL generator: its options, levels, schema, card facts and training view (`cards.generator`)."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from cards.card import package_template
+from cards.errors import UsageError
+from cards.generator import CardFacts, Generator, TrainingView, validate_choice
+from tinysql import vocabulary
+from tinysql import generate as items
+from tinysql import validate as checks
+
+FORMATS = ("alpaca", "chat", "both")
+DIALECTS = ("sqlite", "postgres", "mysql", "duckdb", "bigquery", "snowflake", "tsql", "spark", "trino", "oracle")
+
+
+@dataclass(frozen=True)
+class Options:
+    seed: int = 0
+    synonyms: bool = False
+    dialect: str = "sqlite"
+    format: str = "alpaca"
+    validate: bool = True  # off only in bench/, to measure what the checks cost
+
+    def __post_init__(self):
+        if not isinstance(self.seed, int):
+            raise UsageError(f"seed: expected an integer, got {self.seed!r}")
+        validate_choice("dialect", self.dialect, DIALECTS)
+        validate_choice("format", self.format, FORMATS)
+
+
+class TinySQLView(TrainingView):
+    """Prompt and SQL completion; the TinySQL scorer adds normalised and execution match."""
+
+    columns = ("prompt", "completion", "sql_statement", "create_statement")
+
+    def metrics(self, records: list[dict], outputs: list[str]) -> dict:
+        from tinysql.score import score_one
+
+        scores = [score_one(r["sql_statement"], o.strip(), r["create_statement"], r.get("dialect") or "sqlite")
+                  for r, o in zip(records, outputs)]
+        n = max(len(scores), 1)
+        return {"normalized_match": sum(s["normalized"] for s in scores) / n,
+                "execution_match": sum(s["execution"] for s in scores) / n}
+
+
+class TinySQL(Generator):
+    name = "tinysql"
+    task = "text-to-SQL"
+    description = ("Generate a progressively harder text-to-SQL corpus whose labels are parsed, executed and "
+                   "checked against the request before they are kept.")
+    levels = items.LEVELS
+    Options = Options
+    view = TinySQLView()
+
+    @property
+    def epilog(self) -> str:
+        return "levels:\n" + "\n".join(f"  {n}  {text.replace('`', '')}" for n, text in self.levels.items()) + """
+
+examples:
+  tinysql-gen --level 3                       # 10,000 level-3 items into ./tinysql-level3
+  tinysql-gen --level 1-8 -n 5000 --synonyms  # one config per level
+  tinysql-gen --level 5 --dialect postgres --format chat --out /tmp/l5
+Load the result with datasets.load_dataset("<out>") or load_dataset("<out>", "level5")."""
+
+    def make_item(self, options: Options, level: int, index: int):
+        return items.make_item(options, level, index)
+
+    def schema(self, options: Options) -> pa.Schema:
+        return items.schema(options.format)
+
+    def prepare(self, options: Options, levels: list, num_proc: int) -> None:
+        if num_proc > 1:
+            vocabulary.pools()  # once, before the workers fork, instead of once per worker
+
+    def add_arguments(self, p) -> None:
+        p.add_argument("--synonyms", action="store_true",
+                       help="name tables (80%% of the time) and columns (50%%) by English synonyms in the request")
+        p.add_argument("--format", choices=FORMATS, default="alpaca",
+                       help="alpaca: prompt/completion columns in the TinySQL one-line format; chat: a messages "
+                            "column; both (default alpaca)")
+        p.add_argument("--dialect", choices=DIALECTS, default="sqlite",
+                       help="SQL dialect of the labels and contexts, transpiled with sqlglot (default sqlite)")
+        p.add_argument("--no-validate", action="store_true", help=argparse.SUPPRESS)  # for bench/ only
+
+    def options_from(self, args) -> Options:
+        return Options(seed=args.seed, synonyms=args.synonyms, dialect=args.dialect, format=args.format,
+                       validate=not args.no_validate)
+
+    def card(self, options: Options, levels: list, reports, folder) -> CardFacts:
+        return CardFacts(
+            pretty_name="TinySQL levels " + ", ".join(map(str, levels)),
+            checks=list(checks.CHECKS) if options.validate else [],
+            config_notes={f"level{level}": self.levels[level] for level in levels},
+            fields=items.FIELD_DOCS,
+            tags=["text-to-sql", "synthetic", "interpretability", "tinysql"],
+            packages=["sqlglot", "faker", "pyarrow"],
+            template=package_template("tinysql", "card.md"),
+            context={"options": options, "levels": {level: self.levels[level] for level in levels}},
+        )
+
+
+GENERATOR = TinySQL()
