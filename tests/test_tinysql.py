@@ -1,17 +1,21 @@
-"""TinySQL generation: each level's SQL features, the checks, synonyms and dialects."""
+"""TinySQL generation: each level's SQL features (and the level table they follow), the checks, synonyms,
+dialects and the public `sample`."""
 
 from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 
 import pytest
 import sqlglot
 from sqlglot import exp
 
-from tinysql import vocabulary
+from conftest import script
+from tinysql import levels, vocabulary
 from tinysql.english import choose_names, describe
-from tinysql.generate import Options, make_item
+from tinysql.generate import make_item, sample
+from tinysql.generator import Options
 from tinysql.query import create_sql, sample_spec, to_sql
 from tinysql.validate import validate
 
@@ -165,6 +169,55 @@ def test_same_index_same_item_and_seeds_differ():
     assert a == make_item(Options(seed=1, validate=False), 4, 7).record
     for other in (make_item(Options(seed=2, validate=False), 4, 6), make_item(Options(seed=2, validate=False), 4, 7)):
         assert other.record["sql_statement"] != a["sql_statement"]
+
+
+def test_sample_is_the_item_with_its_query_and_context():
+    for level in range(1, 9):
+        for index in range(3):
+            item = sample(Options(seed=4), level, index)
+            assert item.candidate == make_item(Options(seed=4), level, index)
+            if item.candidate.record is not None:
+                clauses = json.loads(item.candidate.record["clauses"])
+                assert {k: v for k, v in clauses.items() if k != "names"} == json.loads(json.dumps(item.spec))
+                assert item.candidate.record["sql_statement"] == to_sql(item.spec, item.context)
+
+
+# --- the level table ----------------------------------------------------------------------------
+
+
+def clauses_of(spec: dict) -> dict[str, bool]:
+    """Which of the level table's clauses a (not nested) query has."""
+    return {"group_by": bool(spec["group_by"]), "aggregates": bool(spec["aggregates"]) and not spec["group_by"],
+            "where": spec["where"] is not None, "order_by": bool(spec["order_by"]),
+            "distinct_limit": spec["distinct"] or spec["limit"] is not None}
+
+
+@pytest.mark.parametrize("level", sorted(levels.LEVELS))
+def test_sampled_queries_follow_their_row_of_the_level_table(level):
+    row = levels.LEVELS[level]
+    tables, kinds, seen = set(), set(), {name: set() for name in levels.CLAUSES}
+    for seed in range(150):
+        spec, context = sample_spec(random.Random(seed), level)
+        tables.add(len(context.tables))
+        assert all(t["alias"] for t in spec["tables"]) == row.aliases
+        if row.nested:
+            kinds.add(spec["nested"]["kind"])
+            continue
+        for name, present in clauses_of(spec).items():
+            seen[name].add(present)
+    assert sorted(tables) == levels.table_counts(row)
+    assert kinds == set(row.nested)
+    for name in seen if not row.nested else ():
+        rate = getattr(row, name)
+        expected = {True} if rate == levels.REQUIRED else {False} if rate == levels.ABSENT else {True, False}
+        assert seen[name] == expected, (name, rate)
+
+
+def test_readme_shows_the_level_table():
+    assert script("tinysql.levels").stdout == levels.table() + "\n"
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert levels.table() in readme
+    assert len(readme.split("\n| level | adds |")) == 2, "one TinySQL level table"
 
 
 def test_other_dialect_parses_there():

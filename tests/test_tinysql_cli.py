@@ -1,4 +1,5 @@
-"""`tinysql-gen` end to end: Hub-ready output, determinism across --num-proc, leakage, the card, errors."""
+"""`tinysql-gen` end to end: Hub-ready output, determinism across --num-proc, leakage, the card and
+`--help` (one level table behind both), errors."""
 
 from __future__ import annotations
 
@@ -13,13 +14,16 @@ import datasets
 import pytest
 import sqlglot
 
+from cards.generator import command_parser
+from conftest import one_line_error, script
+from tinysql import levels
+from tinysql.cli import main
+from tinysql.generator import GENERATOR
 from tinysql.score import score_one
-
-GEN = [sys.executable, "-m", "tinysql.cli"]
 
 
 def run(*args, cwd=None):
-    return subprocess.run([*GEN, *map(str, args)], capture_output=True, text=True, cwd=cwd)
+    return script("tinysql.cli", *args, cwd=cwd)
 
 
 @pytest.fixture(scope="module")
@@ -96,29 +100,36 @@ def test_default_output_folder_named_after_level(tmp_path):
     assert (tmp_path / "tinysql-level3" / "data" / "level3").is_dir()
 
 
+def test_help_and_card_show_the_same_level_table(cli, tmp_path):
+    help_text = command_parser(GENERATOR).format_help()
+    assert cli(main, "--level", "1-8", "-n", "10", "--out", tmp_path / "all")[0] == 0
+    card = (tmp_path / "all" / "README.md").read_text()
+    assert levels.table() in card
+    for number, note in levels.NOTES.items():
+        assert f"  {number}  {note.replace('`', '')}\n" in help_text
+        assert f"| {number} | {note} |" in card
+
+
 @pytest.mark.parametrize("args", [
     ["--level", "0"], ["--level", "9"], ["--level", "x"], ["-n", "-5"], ["-n", "0"], ["--num-proc", "0"],
     ["--format", "xml"], ["--dialect", "nosuch"], ["--bogus"],
 ])
-def test_bad_arguments_give_one_line_and_exit_2(tmp_path, args):
-    result = run(*args, "--out", tmp_path / "out")
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("tinysql-gen: error: "), result.stderr
-    assert "Traceback" not in result.stderr
+def test_bad_arguments_give_one_line_and_exit_2(cli, tmp_path, args):
+    status, _, err = cli(main, *args, "--out", tmp_path / "out")
+    assert one_line_error(status, err).startswith("tinysql-gen: error: ")
     assert os.listdir(tmp_path) == []
 
 
-def test_existing_output_needs_overwrite(tmp_path):
+def test_existing_output_needs_overwrite(cli, tmp_path):
     (tmp_path / "out").mkdir()
-    result = run("--level", "1", "-n", "10", "--out", tmp_path / "out")
-    assert result.returncode == 2 and "--overwrite" in result.stderr and len(result.stderr.splitlines()) == 1
-    assert run("--level", "1", "-n", "10", "--out", tmp_path / "out", "--overwrite").returncode == 0
+    status, _, err = cli(main, "--level", "1", "-n", "10", "--out", tmp_path / "out")
+    assert "--overwrite" in one_line_error(status, err)
+    assert cli(main, "--level", "1", "-n", "10", "--out", tmp_path / "out", "--overwrite")[0] == 0
     assert (tmp_path / "out" / "README.md").exists()
 
 
 def test_interrupted_run_leaves_nothing(tmp_path):
-    process = subprocess.Popen([*GEN, "--level", "4", "-n", "1000000", "--out", str(tmp_path / "big")],
+    process = subprocess.Popen([sys.executable, "-m", "tinysql.cli", "--level", "4", "-n", "1000000", "--out", str(tmp_path / "big")],
                                stderr=subprocess.PIPE, text=True)
     time.sleep(4)
     process.send_signal(signal.SIGTERM)

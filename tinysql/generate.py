@@ -2,11 +2,14 @@
 
 `make_item(options, level, index)` is the pure per-index function the corpus core runs in workers
 (`tinysql.generator` declares it, with the options, schema and card, to `cards.generator`).
+`sample(options, level, index)` is the same item with the structured query and context it was
+written from (what other generators build on, e.g. mcq's SQL questions).
 """
 
 from __future__ import annotations
 
 import json
+from typing import NamedTuple
 
 import pyarrow as pa
 import sqlglot
@@ -14,28 +17,30 @@ import sqlglot
 from cards.corpus import Candidate, item_rng
 from tinysql import validate as checks
 from tinysql.english import choose_names, describe
-from tinysql.query import column_sql, create_sql, sample_spec, to_sql
+from tinysql.query import Context, column_sql, create_sql, sample_spec, to_sql
 
-LEVELS = {
-    1: "`SELECT` columns `FROM` one table",
-    2: "+ `ORDER BY` one to three columns, each with its own direction",
-    3: "+ aliased aggregates (`COUNT/SUM/AVG/MIN/MAX`) over columns of a type they suit, never beside bare "
-       "columns",
-    4: "+ `WHERE` with 1-3 conditions (`= != < > <= >=`, `LIKE`, `IN`, `BETWEEN`, `IS [NOT] NULL`, `AND`/`OR`) "
-       "whose literals come from the tables' sample rows",
-    5: "+ `JOIN` of two tables on a foreign key, both `CREATE TABLE` statements in the context, every column "
-       "qualified",
-    6: "+ `GROUP BY` with `HAVING`",
-    7: "+ joins of two to four tables with table aliases, `DISTINCT` and `LIMIT`",
-    8: "+ `IN (SELECT ...)` and scalar subqueries, CTEs (`WITH`), `UNION`/`INTERSECT`/`EXCEPT`",
-}
 INSTRUCTION = "### Instruction: {english} ### Context: {context} ### Response: "
+
+
+class Sampled(NamedTuple):
+    candidate: Candidate  # the record, or the reason it was rejected
+    spec: dict  # the structured query (the record's `clauses`, without `names`)
+    context: Context  # its tables, columns and sample rows
 
 
 def make_item(options, level: int, index: int) -> Candidate:
     """The candidate record at `index` of `level`: a pure function of (options, level, index)."""
+    return sample(options, level, index).candidate
+
+
+def sample(options, level: int, index: int) -> Sampled:
+    """The item at `index` of `level` (`options` a `tinysql.generator.Options`) with its query and context."""
     rng = item_rng(options.seed, "tinysql", f"level{level}", index)
     spec, context = sample_spec(rng, level)
+    return Sampled(_candidate(options, level, index, rng, spec, context), spec, context)
+
+
+def _candidate(options, level: int, index: int, rng, spec: dict, context: Context) -> Candidate:
     names = choose_names(rng, context, options.synonyms)
     english = describe(rng, spec, context, names)
     sql = to_sql(spec, context)

@@ -12,6 +12,7 @@ from cards.errors import UsageError
 from cards.generator import CardFacts, Generator, TrainingView, validate_choice
 from tinysql import vocabulary
 from tinysql import generate as items
+from tinysql import levels as ladder
 from tinysql import validate as checks
 
 FORMATS = ("alpaca", "chat", "both")
@@ -53,7 +54,7 @@ class TinySQL(Generator):
     task = "text-to-SQL"
     description = ("Generate a progressively harder text-to-SQL corpus whose labels are parsed, executed and "
                    "checked against the request before they are kept.")
-    levels = items.LEVELS
+    levels = ladder.NOTES  # {level: what it adds}, from the table in tinysql.levels
     Options = Options
     view = TinySQLView()
 
@@ -100,7 +101,7 @@ Load the result with datasets.load_dataset("<out>") or load_dataset("<out>", "le
             tags=["text-to-sql", "synthetic", "interpretability", "tinysql"],
             packages=["sqlglot", "faker", "pyarrow"],
             template=package_template("tinysql", "card.md"),
-            context={"options": options, "levels": {level: self.levels[level] for level in levels}},
+            context={"options": options, "level_table": ladder.table(levels)},
         )
 
 

@@ -1,5 +1,8 @@
 """The structured query of one TinySQL item: sampling it per level, its context and its SQL text.
 
+What a level's query contains is data (`tinysql.levels`); this module draws it from the item's
+random stream, in a fixed order, and never lets the iteration order of a set decide anything.
+
 A query is a plain dict (`spec`) so that it can be stored as the record's clause metadata. Column
 references are `[table, column]` pairs; how they are written (bare, `table.column`, `alias.column`)
 depends on the level. Sample rows for the context's tables are drawn first, and WHERE/HAVING
@@ -15,6 +18,7 @@ from functools import cache
 from sqlglot.tokens import Tokenizer
 
 from tinysql import vocabulary
+from tinysql.levels import LEVELS, NESTED_JOINS, Level
 
 AGGREGATES_BY_KIND = {
     "int": ("COUNT", "SUM", "AVG", "MIN", "MAX"),
@@ -34,7 +38,6 @@ OPERATORS_BY_KIND = {
     "time": (">", "<", ">=", "<=", "BETWEEN", "IS NULL"),
     "bool": ("= TRUE", "= FALSE", "IS NULL"),
 }
-NESTED_KINDS = ("in_subquery", "scalar_subquery", "cte", "set_operation")
 NULL_RATE = 0.1
 # Short words that some engine reserves (SQLite's TO, T-SQL's TOP, ...) besides sqlglot's keywords.
 RESERVED_ALIASES = set(Tokenizer.KEYWORDS) | {
@@ -83,7 +86,7 @@ def table_names() -> tuple[str, ...]:
 # Context
 
 
-def sample_context(rng: random.Random, level: int, joins: int) -> tuple[Context, list[dict]]:
+def sample_context(rng: random.Random, joins: int, aliases: bool = False) -> tuple[Context, list[dict]]:
     """Pick the tables (joined by foreign keys when `joins` > 0), their columns and sample rows."""
     join_specs: list[dict] = []
     if joins == 0:
@@ -106,16 +109,15 @@ def sample_context(rng: random.Random, level: int, joins: int) -> tuple[Context,
             join_specs.append({"table": new, "left": [child, fk], "right": [parent, "id"]})
     widest = 12 if len(tables) == 1 else 7
     columns = {t: _sample_columns(rng, t, required[t], widest) for t in tables}
-    style = "alias" if level == 7 else ("qualified" if joins else "bare")
-    aliases = _aliases(tables) if style == "alias" else {}
+    style = "alias" if aliases else ("qualified" if joins else "bare")
     rows = {t: _sample_rows(rng, columns[t]) for t in tables}
-    return Context(tables, columns, rows, aliases, style), join_specs
+    return Context(tables, columns, rows, _aliases(tables) if aliases else {}, style), join_specs
 
 
 def _sample_columns(rng: random.Random, table: str, required: set[str], widest: int) -> list[str]:
     available = [c for c in vocabulary.load().tables[table].columns if c not in required]
     count = rng.randint(max(2, len(required)), min(widest, len(available) + len(required)))
-    chosen = list(required) + rng.sample(available, count - len(required))
+    chosen = sorted(required) + rng.sample(available, count - len(required))  # sorted: a set's order varies
     rng.shuffle(chosen)
     if "id" in chosen:  # the key leads, as in a real schema
         chosen.remove("id")
@@ -162,10 +164,12 @@ def _aliases(tables: list[str]) -> dict[str, str]:
 
 
 def sample_spec(rng: random.Random, level: int) -> tuple[dict, Context]:
-    """A query of exactly `level`: it always uses the level's own feature, and lower ones at random."""
-    nested = rng.choice(NESTED_KINDS) if level == 8 else None
-    joins = _join_count(rng, level, nested)
-    context, join_specs = sample_context(rng, level, joins)
+    """A query of exactly `level`: it always uses the level's own feature, and lower ones at random
+    (`tinysql.levels.LEVELS[level]` says which)."""
+    rules = LEVELS[level]
+    nested = rng.choice(rules.nested) if rules.nested else None
+    joins = _join_count(rng, rules, nested)
+    context, join_specs = sample_context(rng, joins, rules.aliases)
     spec: dict = {
         "level": level,
         "tables": [{"table": t, "alias": context.aliases.get(t)} for t in context.tables],
@@ -182,36 +186,38 @@ def sample_spec(rng: random.Random, level: int) -> tuple[dict, Context]:
     }
     if nested:
         _fill_nested(rng, spec, context, nested)
-        if nested in ("in_subquery", "scalar_subquery") and rng.random() < 0.4:
+        if nested in ("in_subquery", "scalar_subquery") and chance(rng, rules.order_by):
             spec["order_by"] = [{"column": r, "direction": rng.choice(("ASC", "DESC"))}
                                 for r in rng.sample(spec["select"], 1)]
         return spec, context
-    grouped = level >= 6 and (level == 6 or rng.random() < 0.3)
-    aggregated = grouped or level == 3 or (4 <= level <= 6 and rng.random() < 0.3)
+    grouped = chance(rng, rules.group_by)
+    aggregated = grouped or chance(rng, rules.aggregates)
     if grouped:
         _fill_grouped(rng, spec, context)
     elif aggregated:
         spec["aggregates"] = _sample_aggregates(rng, context, rng.randint(1, 3))
     else:
         spec["select"] = _sample_select(rng, context)
-    if level >= 4 and (level == 4 or rng.random() < 0.5):
+    if chance(rng, rules.where):
         spec["where"] = _sample_where(rng, context)
-    if not aggregated or grouped:
-        if level == 2 or (level >= 2 and rng.random() < 0.5):
-            spec["order_by"] = _sample_order(rng, spec, context)
-    if level == 7:
+    if (not aggregated or grouped) and chance(rng, rules.order_by):  # an ungrouped aggregate is one row
+        spec["order_by"] = _sample_order(rng, spec, context)
+    if chance(rng, rules.distinct_limit):
         _fill_distinct_limit(rng, spec, context)
     return spec, context
 
 
-def _join_count(rng: random.Random, level: int, nested: str | None) -> int:
-    if level == 5:
-        return 1
-    if level == 7:
-        return rng.choice((1, 2, 2, 3))
-    if level == 6 or level == 8:
-        return 1 if nested == "in_subquery" or (nested is None and rng.random() < 0.3) else 0
-    return 0
+def chance(rng: random.Random, rate: float) -> bool:
+    """True with probability `rate`; a required (1) or absent (0) clause draws nothing from `rng`."""
+    return rate >= 1 or (rate > 0 and rng.random() < rate)
+
+
+def _join_count(rng: random.Random, rules: Level, nested: str | None) -> int:
+    if nested:
+        return NESTED_JOINS[nested]
+    if not chance(rng, rules.join_rate):
+        return 0
+    return rng.choice(rules.joins) if len(rules.joins) > 1 else rules.joins[0]
 
 
 def _sample_select(rng: random.Random, context: Context) -> list[list[str]]:
