@@ -1,6 +1,6 @@
-"""What the `mcq-gen` dataset card says: description, fields, checks, the level ladder, and the
-statistics of the kept records (gold-position histogram, sources, label schemes and styles), read
-back from the written parquet files."""
+"""The facts of the `mcq-gen` dataset card: field docs, the checks that ran, and the statistics of the
+kept records (gold positions per option count; sources, label schemes and styles), read back from the
+written parquet files. The prose is the template `mcq/card.md`."""
 
 from __future__ import annotations
 
@@ -10,15 +10,17 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from cards.card import DatasetDescription
 from cards.corpus import Report
-from mcq.generate import COUNTERFACTUALS, LEVEL_NOTES, Options
+from mcq.generate import COUNTERFACTUALS
 from mcq.labels import MAX_OPTIONS, SCHEMES
 from mcq.sources import SOURCES
 
+POSITIONS = range(MAX_OPTIONS)  # the columns of the gold-position table
+MIX = {"source": "sources", "label_scheme": "label schemes", "label_style": "label styles"}
+
 FIELD_DOCS = {
     "id": "stable id: generator, level, seed and candidate index",
-    "level": "the level (see the ladder below)",
+    "level": "the level (see the level ladder)",
     "source": f"the question source: {', '.join(SOURCES)}",
     "question": "the question text (for context binding it states the facts first)",
     "choices": "the option texts, in prompt order",
@@ -35,58 +37,37 @@ FIELD_DOCS = {
 }
 
 
-class Statistics:
-    """Counts of the kept records per config; `collect` is the core's extra_files hook."""
-
-    def __init__(self) -> None:
-        self.gold: dict[str, collections.Counter] = {}
-        self.mix: dict[str, dict[str, collections.Counter]] = {}
-
-    def collect(self, folder: Path, reports: list[Report]) -> None:
-        for report in reports:
-            table = pq.read_table(folder / "data" / report.name,
-                                  columns=["answer", "choices", "source", "label_scheme", "label_style"])
-            counts = pc.list_value_length(table["choices"]).to_pylist()
-            self.gold[report.name] = collections.Counter(zip(counts, table["answer"].to_pylist()))
-            self.mix[report.name] = {name: collections.Counter(table[name].to_pylist())
-                                     for name in ("source", "label_scheme", "label_style")}
-
-    def markdown(self) -> str:
-        positions = list(range(MAX_OPTIONS))
-        rows = []
-        for name, gold in self.gold.items():
-            for k in sorted({k for k, _ in gold}):
-                rows.append([name, k, sum(gold[k, p] for p in positions),
-                             *[gold[k, p] if p < k else "" for p in positions]])
-            widest = max((k for k, _ in gold), default=0)
-            if len({k for k, _ in gold}) > 1:
-                rows.append([name, "all", sum(gold.values()),
-                             *[sum(gold[k, p] for k in range(widest + 1)) if p < widest else "" for p in positions]])
-        mix = [[name, *[", ".join(f"{key} {n}" for key, n in sorted(c.items())) for c in parts.values()]]
-               for name, parts in self.mix.items()]
-        return "\n".join([
-            "## Gold positions",
-            "",
-            "The option count and the gold position come from the index: each allowed count once per block of "
-            "indices, and for each count every position once per block of its occurrences, so positions are "
-            "exactly uniform before rejections and de-duplication. Kept records by option count and gold "
-            "position (0 = first option):",
-            "",
-            _table(["config", "options", "records", *positions], rows),
-            "",
-            "## Sources, label schemes and styles",
-            "",
-            _table(["config", "sources", "label schemes", "label styles"], mix),
-            "",
-        ])
+def gold_rows(folder: Path, reports: list[Report]) -> list[list]:
+    """Kept records per config and option count, then per gold position (0 = first option; '' where the
+    position does not exist), read back from the parquet files; an `all` row when counts vary."""
+    rows = []
+    for report in reports:
+        table = pq.read_table(folder / "data" / report.name, columns=["answer", "choices"])
+        gold = collections.Counter(zip(pc.list_value_length(table["choices"]).to_pylist(),
+                                       table["answer"].to_pylist()))
+        counts = sorted({k for k, _ in gold})
+        for k in counts:
+            rows.append([report.name, k, sum(gold[k, p] for p in POSITIONS),
+                         *[gold[k, p] if p < k else "" for p in POSITIONS]])
+        if len(counts) > 1:
+            rows.append([report.name, "all", sum(gold.values()),
+                         *[sum(gold[k, p] for k in counts) if p < counts[-1] else "" for p in POSITIONS]])
+    return rows
 
 
-def _table(header: list, rows: list[list]) -> str:
-    lines = ["| " + " | ".join(map(str, header)) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(map(str, row)) + " |" for row in rows])
+def mix_rows(folder: Path, reports: list[Report]) -> list[list[str]]:
+    """Per config, the kept records' sources, label schemes and label styles with their counts."""
+    rows = []
+    for report in reports:
+        table = pq.read_table(folder / "data" / report.name, columns=list(MIX))
+        rows.append([report.name, *[", ".join(f"{key} {n}" for key, n in
+                                              sorted(collections.Counter(table[name].to_pylist()).items()))
+                                    for name in MIX]])
+    return rows
 
 
-def checks(options: Options) -> list[str]:
+def checks(options) -> list[str]:
+    """What was checked on every kept record, for `options` (`mcq.generator.Options`)."""
     found = [
         "the source's verifier, given only the structured facts and the option texts, finds exactly one correct "
         "option, and it is `answer`; the options are distinct",
@@ -105,39 +86,3 @@ def checks(options: Options) -> list[str]:
                      "prompt's tokens" + (", the partner's too, and both prompts have the same number of tokens"
                                           if options.counterfactual else ""))
     return found
-
-
-def ladder() -> str:
-    sources = [f"- `{name}`: {source.about}" for name, source in SOURCES.items()]
-    return "\n".join([
-        "## Level ladder",
-        "",
-        _table(["level", "contents"], [[level, note] for level, note in LEVEL_NOTES.items()]),
-        "",
-        "Command-line options (`--options`, `--labels`, `--style`, `--sources`, `--distractors`) override a "
-        "level's choices. Sources:",
-        "",
-        *sources,
-        "",
-    ])
-
-
-def description(options: Options, levels: list[int], stats: Statistics) -> DatasetDescription:
-    return DatasetDescription(
-        pretty_name="Multiple-choice label binding, levels " + ", ".join(map(str, levels)),
-        summary=("Multiple-choice questions for studying how models map a known answer to its label (correct-"
-                 "letter heads, the n-th item of an enumeration). Every answer is decided by a verifier that reads "
-                 "only the question's facts and the option texts, and exactly one option is correct. Prompts follow "
-                 "the MMLU layout of lm-evaluation-harness (`question`, `A. text` lines, `Answer:`, gold scored as "
-                 "the continuation ` A`). Split 80/10/10; a question (its source and facts) never appears in two "
-                 "splits, whatever its distractors or labels, and no prompt appears twice."),
-        config_notes={f"level{level}": LEVEL_NOTES[level] for level in levels},
-        fields={k: v for k, v in FIELD_DOCS.items() if options.counterfactual or not k.startswith("cf_")},
-        checks=checks(options),
-        seed=options.seed,
-        leakage_group="records asking the same question from the same facts, whatever their options or labels",
-        task_categories=["multiple-choice", "question-answering"],
-        tags=["synthetic", "interpretability", "multiple-choice", "mmlu-format"],
-        packages=["sqlglot", "pyarrow"] + (["transformers", "tokenizers"] if options.tokenizer else []),
-        extra=stats.markdown() + "\n" + ladder(),
-    )

@@ -5,7 +5,7 @@ it takes the option count and gold position from `gold_slot` (exactly balanced, 
 source for a question, places the gold option, has the source's verifier confirm that exactly the
 gold option is correct, picks labels and a style, renders the MMLU-style prompt and, when asked,
 builds the counterfactual partner and runs the single-token check. `check_record` re-verifies a
-stored record from its fields alone.
+stored record from its fields alone. `options` is `mcq.generator.Options`.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from cards.cli import UsageError
-from cards.corpus import Candidate, Config, item_rng, split_sizes, stable_hash
+from cards.cli import first_line
+from cards.corpus import Candidate, item_rng, stable_hash
+from cards.errors import UsageError
 from mcq.labels import SCHEMES, STYLES, make_labels, multi_token_labels, render_prompt, token_count
 from mcq.sources import SOURCES, Unusable
 
-SPLIT_FRACTIONS = {"train": 0.8, "validation": 0.1, "test": 0.1}
 COUNTERFACTUALS = {
     "swap": "the gold option's text trades places with another option's: same question, same option set, same "
             "labels, the correct label moves",
@@ -61,21 +61,8 @@ LEVEL_NOTES = {
 }
 
 
-@dataclass(frozen=True)
-class Options:
-    """Generation settings; a field left None takes the level's value."""
-
-    seed: int = 0
-    options: tuple[int, ...] | None = None
-    schemes: tuple[str, ...] | None = None
-    styles: tuple[str, ...] | None = None
-    sources: tuple[str, ...] | None = None
-    near: bool | None = None
-    counterfactual: str | None = None
-    tokenizer: str | None = None
-
-
-def recipe(options: Options, level: int) -> Recipe:
+def recipe(options, level: int) -> Recipe:
+    """The level's recipe, with the choices `options` sets (a field left None takes the level's)."""
     base = LEVELS[level]
     return dataclasses.replace(base, **{f.name: getattr(options, f.name) for f in dataclasses.fields(base)
                                         if getattr(options, f.name) is not None})
@@ -106,8 +93,7 @@ def load_tokenizer(name: str):
 
         return AutoTokenizer.from_pretrained(name)
     except Exception as err:  # OSError, ValueError, EnvironmentError ... all mean "cannot load"
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise UsageError(f"--tokenizer: cannot load {name!r}: {first}") from None
+        raise UsageError(f"--tokenizer: cannot load {name!r}: {first_line(err)}") from None
 
 
 def verdict(source: str, facts: dict, choices: list[str], gold: int) -> str | None:
@@ -122,7 +108,7 @@ def verdict(source: str, facts: dict, choices: list[str], gold: int) -> str | No
     return "verifier: several correct options" if len(correct) > 1 else "verifier: another option is correct"
 
 
-def make_item(options: Options, level: int, index: int) -> Candidate:
+def make_item(options, level: int, index: int) -> Candidate:
     """The candidate record at `index` of `level`: a pure function of (options, level, index)."""
     plan = recipe(options, level)
     rng = item_rng(options.seed, "mcq", f"level{level}", index)
@@ -236,9 +222,3 @@ def schema(counterfactual: str | None) -> pa.Schema:
         fields += [("cf_kind", pa.string()), ("cf_prompt", pa.string()), ("cf_choices", strings),
                    ("cf_labels", strings), ("cf_answer", pa.int64()), ("cf_answer_label", pa.string())]
     return pa.schema(fields)
-
-
-def corpus_configs(levels: list[int], total: int, options: Options) -> list[Config]:
-    sizes = split_sizes(total, SPLIT_FRACTIONS)
-    return [Config(f"level{level}", functools.partial(make_item, options, level), dict(sizes), chunk=128)
-            for level in levels]

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable, NamedTuple
 
-from cards.corpus import item_rng
 from multmath import problem
 from tinysql import vocabulary
-from tinysql.generate import Options as SqlOptions, make_item as make_sql_item
-from tinysql.query import AGGREGATES_BY_KIND, Context, sample_spec, to_sql
+from tinysql.generate import sample as sample_sql
+from tinysql.generator import Options as SqlOptions
+from tinysql.query import AGGREGATES_BY_KIND, Context, to_sql
 
 from mcq.words import COLOURS, KEY_CONSONANTS, KEY_VOWELS, NAMES, NOUNS, OBJECTS, PETS
 
@@ -219,7 +219,7 @@ def verify_order(facts: dict, choices: list[str]) -> list[int]:
 # ---------------------------------------------------------------------------------------------
 # Multiplication (multmath): multi-digit products with the classic slips as distractors.
 
-def _slips(a: int, b: int) -> list[int]:
+def slips(a: int, b: int) -> list[int]:
     """Wrong products a person makes: carries forgotten, a partial product dropped, or shifted one
     place left or right (multmath's column sums and partial products)."""
     p = problem(a, b)
@@ -241,7 +241,7 @@ def generate_multiplication(rng: random.Random, k: int, near: bool) -> Question:
     digits = (2, 3) if near else (2, 2)
     a, b = _operand(rng, digits), _operand(rng, digits)
     product = problem(a, b).product
-    distractors = list(dict.fromkeys(_slips(a, b)))[: k - 1] if near else []
+    distractors = list(dict.fromkeys(slips(a, b)))[: k - 1] if near else []
     distractors += [x for x in nearby_numbers(rng, product, k - 1, near, (a, b)) if x not in distractors]
     rng.shuffle(distractors)
     return Question({"a": a, "b": b}, str(product), [str(x) for x in distractors[: k - 1]])
@@ -362,10 +362,9 @@ def _tinysql_item(rng: random.Random):
     realistic wrong literals)."""
     for _ in range(5):
         level, index = rng.choice(SQL_LEVELS), rng.getrandbits(48)
-        candidate = make_sql_item(SqlOptions(), level, index)
-        if candidate.record is not None:
-            spec, context = sample_spec(item_rng(0, "tinysql", f"level{level}", index), level)
-            return candidate.record, spec, context
+        item = sample_sql(SqlOptions(), level, index)
+        if item.candidate.record is not None:
+            return item.candidate.record, item.spec, item.context
     raise Unusable("sql: no valid TinySQL item")
 
 

@@ -1,6 +1,7 @@
 """multmath: multi-digit multiplication corpora with a verified chain of thought (ICoT-compatible).
 
-`problem(a, b)` is the API other generators call; `multmath-gen` (multmath.cli) writes corpora.
+`problem(a, b)` is the API other generators call; `multmath.generator` declares the corpus to
+`cards.generator` (options, sizes, card, training view) and `multmath-gen` (multmath.cli) writes it.
 """
 
 from multmath.problems import COT_MODES, FORMATS, Problem, problem

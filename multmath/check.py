@@ -9,7 +9,8 @@ running sum of the chain of thought as a × (the low k+1 digits of b), the answe
 running-sum targets as ĉ_k = ⌊P_k / 10^k⌋ with P_k = Σ_{i+j≤k} a_i·b_j·10^(i+j), the column sums
 s_t = Σ_{i+j=t} a_i·b_j being read off one big-integer product (equal to the recursive definition
 ĉ_k = s_k + ⌊ĉ_{k-1}/10⌋, computed another way). `check_record` returns None for a good record, or
-a short reason (the label used in the dataset card's rejection table).
+a short reason (the label used in the dataset card's rejection table); `described` says in words
+what it checks, for the card.
 """
 
 from __future__ import annotations
@@ -18,6 +19,28 @@ import functools
 
 _PLAIN_DIGITS = frozenset("0123456789")
 _AS_D = bytes.maketrans(b"0123456789d", b"dddddddddd?")  # digits become d; a literal d must not pass
+
+
+def described(format: str, cot: str) -> list[str]:
+    """What `check_record` verifies for records in `format` with `cot`, in words (the dataset card's list)."""
+    icot, explicit = format == "icot", cot == "explicit"
+    return [
+        "the line was parsed back from the text (strict format: single digits separated by single spaces, "
+        "the exact separators) by a checker that shares no code with the generator",
+        "both operands have exactly the configuration's number of digits and a non-zero leading digit",
+        "the answer equals a × b computed with Python integers"
+        + (" and has exactly len(a)+len(b) digits" if icot else ""),
+        *([
+            "there is one partial product per digit b_k of b, equal to a·b_k·10^k"
+            + (" and written with width len(a)+1+k" if icot else ""),
+            "every partial product but the first and the last is followed by the running sum, equal to "
+            "a × (the low k+1 digits of b)",
+        ] if explicit else []),
+        "the columns `a`, `b`, `product`, `digits_a`, `digits_b` agree with the parsed text",
+        "`answer_digits` are the digits of a × b; `running_sums` were recomputed as ĉ_k = ⌊P_k/10^k⌋ with "
+        "P_k = Σ_(i+j≤k) a_i·b_j·10^(i+j), an equivalent closed form of the recursive definition",
+        "`prompt`, `cot` and `answer` reassemble exactly into `text`",
+    ]
 
 
 class Wrong(Exception):

@@ -1,17 +1,20 @@
-"""The corpus core: hashed randomness, worker-count independence, splits without leakage, atomic folders."""
+"""The corpus core: hashed randomness, worker-count independence, splits without leakage, atomic folders,
+and a toy generator written on `cards.generator` (its card and recorded metadata)."""
 
 from __future__ import annotations
 
 import functools
 import os
+from dataclasses import dataclass
 
 import datasets
 import pyarrow as pa
 import pytest
 
-from cards.card import DatasetDescription, dataset_card
+from cards.card import CorpusMetadata, dataset_card, read_corpus_metadata
 from cards.cli import UsageError, parse_levels
 from cards.corpus import Candidate, Config, build, item_rng, split_sizes
+from cards.generator import CardFacts, Generator, generate
 
 SCHEMA = pa.schema([("id", pa.string()), ("a", pa.int64()), ("b", pa.int64())])
 
@@ -24,12 +27,40 @@ def toy_item(limit: int, index: int) -> Candidate:
     return Candidate({"id": f"toy-{index}", "a": a, "b": b}, prompt_key=f"{a}+{b}", group_key=str(a + b))
 
 
-def toy_build(out, num_proc=1, total=600, limit=60, overwrite=False):
-    configs = [Config("sums", functools.partial(toy_item, limit), split_sizes(total, {"train": .8, "validation": .1,
-                                                                                      "test": .1}), chunk=32)]
-    description = DatasetDescription("Toy", "Toy sums.", {"sums": "a + b"}, {"a": "left"}, ["sum recomputed"], 0)
-    return build(out, configs, SCHEMA, lambda reports: dataset_card(description, reports, "toy --seed 0"),
-                 num_proc=num_proc, overwrite=overwrite)
+@dataclass(frozen=True)
+class ToyOptions:
+    seed: int = 0
+    limit: int = 60
+    checked: bool = True
+
+
+class Toy(Generator):
+    """Sums a + b of numbers up to `limit`, one config `sums`; a candidate with a = 3 is rejected."""
+
+    name = "toy"
+    task = "sums"
+    description = "Toy sums."
+    levels = {1: "a + b"}
+    Options = ToyOptions
+    chunk = 32
+
+    def make_item(self, options, level, index):
+        return toy_item(options.limit, index)
+
+    def schema(self, options):
+        return SCHEMA
+
+    def config_name(self, level):
+        return "sums"
+
+    def card(self, options, levels, reports, folder):
+        return CardFacts("Toy", ["sum recomputed"] if options.checked else [], {"sums": "a + b"}, {"a": "left"},
+                         template="Sums up to {{ limit }}.\n", context={"limit": options.limit})
+
+
+def toy_build(out, num_proc=1, total=600, limit=60, overwrite=False, checked=True):
+    return generate(Toy(), out, num_examples=total, num_proc=num_proc, overwrite=overwrite, command="toy --seed 0",
+                    limit=limit, checked=checked)
 
 
 def test_item_rng_is_hashed_not_offset():
@@ -67,6 +98,16 @@ def test_splits_have_no_leakage_and_exact_sizes(tmp_path):
     assert reports[0].rejected["a is three"] > 0 and reports[0].duplicates > 0
     card = (tmp_path / "out" / "README.md").read_text()
     assert "a is three" in card and "| sums | a + b | 480 | 60 | 60 |" in card and "toy --seed 0" in card
+    assert "Sums up to 60." in card and "- sum recomputed" in card
+
+
+def test_card_records_the_generator_and_what_was_checked(tmp_path):
+    toy_build(tmp_path / "out", total=100, limit=50, checked=False)
+    meta = read_corpus_metadata(tmp_path / "out")
+    assert (meta.generator, meta.version, meta.seed, meta.command) == ("toy", "1", 0, "toy --seed 0")
+    assert meta.options == {"seed": 0, "limit": 50, "checked": False} and meta.configs == ["sums"]
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "No record was checked" in card and "- sum recomputed" not in card
 
 
 def test_too_many_asked_fails_cleanly(tmp_path):
@@ -94,7 +135,7 @@ def test_failure_midway_leaves_nothing(tmp_path):
 
     configs = [Config("sums", broken, {"train": 500}, chunk=32)]
     with pytest.raises(RuntimeError):
-        build(tmp_path / "out", configs, SCHEMA, lambda r: "card")
+        build(tmp_path / "out", configs, SCHEMA, lambda folder, reports: "card")
     assert os.listdir(tmp_path) == []
 
 
@@ -108,12 +149,14 @@ def test_parse_levels():
 
 def test_empty_splits_are_left_out(tmp_path):
     configs = [Config("sums", functools.partial(toy_item, 60), {"train": 30, "validation": 0, "test": 10}, chunk=32)]
-    build(tmp_path / "out", configs, SCHEMA, lambda reports: dataset_card(
-        DatasetDescription("Toy", "Toy.", {}, {}, [], 0), reports, "toy"))
+    metadata = CorpusMetadata("toy", "1", 0, "toy")
+    build(tmp_path / "out", configs, SCHEMA,
+          lambda folder, reports: dataset_card(CardFacts("Toy", [], {}, {}), reports, metadata))
     ds = datasets.load_dataset(str(tmp_path / "out"))
     assert {s: len(ds[s]) for s in ds} == {"train": 30, "test": 10}
     with pytest.raises(UsageError, match="nothing to generate"):
-        build(tmp_path / "none", [Config("sums", functools.partial(toy_item, 60), {"train": 0})], SCHEMA, str)
+        build(tmp_path / "none", [Config("sums", functools.partial(toy_item, 60), {"train": 0})], SCHEMA,
+              lambda folder, reports: "")
     assert not (tmp_path / "none").exists()
 
 

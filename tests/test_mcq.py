@@ -1,4 +1,5 @@
-"""mcq: every source's verifier (planted wrong keys included), labels and styles, gold balance, counterfactuals."""
+"""mcq: every source's verifier (planted wrong keys included), labels and styles, gold balance, counterfactuals,
+options and the training view."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ import string
 import pytest
 
 from cards.corpus import item_rng
-from mcq.generate import LEVELS, Options, check_record, gold_slot, make_item, token_check, verdict
+from cards.errors import UsageError
+from mcq.generate import LEVELS, check_record, gold_slot, make_item, token_check, verdict
+from mcq.generator import GENERATOR, Options
 from mcq.labels import SCHEMES, make_labels, multi_token_labels, render_prompt
-from mcq.sources import SOURCES, _slips
+from mcq.sources import SOURCES, slips
 
 FAST_SOURCES = [name for name in SOURCES if name != "sql"]
 
@@ -91,8 +94,8 @@ def test_comparison_and_order_verifiers_refuse_ties():
 
 def test_multiplication_slips_are_wrong_products():
     for a, b in ((292, 143), (37, 48), (99, 99), (10, 10)):
-        slips = _slips(a, b)
-        assert slips and a * b not in slips and all(x > 0 for x in slips)
+        wrong = slips(a, b)
+        assert wrong and a * b not in wrong and all(x > 0 for x in wrong)
 
 
 @pytest.mark.parametrize("scheme", list(SCHEMES))
@@ -202,3 +205,40 @@ def test_tokenizer_option_rejects_multi_token_labels(tiny_tokenizer):
     candidates = [make_item(options, 3, i) for i in range(40)]
     assert {c.rejected for c in candidates if c.record is None} == {"label not a single token"}
     assert {len(c.record["labels"]) for c in candidates if c.record} == {9}
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(schemes=("greek",)), "schemes: unknown label scheme 'greek'"),
+    (dict(styles="bold"), "styles: unknown label style 'bold'"),
+    (dict(sources=["trivia"]), "sources: unknown source 'trivia'"),
+    (dict(sources=[]), "sources: expected at least one source"),
+    (dict(options=(11,)), "options: expected a count 2-10"),
+    (dict(options=1), "options: expected a count 2-10"),
+    (dict(counterfactual="both"), "counterfactual: 'both' is not one of swap, labels"),
+    (dict(seed=1.5), "seed: expected an integer"),
+])
+def test_bad_options_from_python_are_usage_errors(options, message):
+    with pytest.raises(UsageError, match=message):
+        Options(**options)
+
+
+def test_options_take_any_sequence():
+    options = Options(options=[3, 4], schemes="abcd", styles=["dot", "paren"])
+    assert (options.options, options.schemes, options.styles) == ((3, 4), ("abcd",), ("dot", "paren"))
+    assert hash(options) == hash(Options(options=(3, 4), schemes=("abcd",), styles=("dot", "paren")))
+    with pytest.raises(UsageError, match="level 5 does not exist"):
+        GENERATOR.check(Options(), [1, 5], {"train": 10})
+
+
+def test_view_scores_the_gold_label():
+    view = GENERATOR.view
+    record = make_item(Options(seed=1), 3, 0).record
+    assert set(view.columns) <= set(record)
+    prompt, cot, answer = view.pieces(record)
+    assert prompt == record["prompt"] and prompt.endswith("Answer:") and cot == ""
+    assert answer == " " + record["answer_label"] == " " + view.gold(record)
+    continuations, gold = view.choices(record)
+    assert continuations == [" " + label for label in record["labels"]] and gold == record["answer"]
+    assert continuations[gold] == answer
+    assert view.answer(answer + "\n") == view.gold(record)
+    assert not view.chain_of_thought and view.running_sums(record) is None

@@ -1,24 +1,24 @@
-"""`mcq-gen` end to end: Hub-ready output, verified records, balance, leakage, determinism, the card, errors."""
+"""`mcq-gen` end to end: Hub-ready output, verified records, balance, leakage, determinism, the card, errors,
+and the same corpus from Python (`cards.generator.generate`)."""
 
 from __future__ import annotations
 
 import collections
-import os
+import functools
 import string
-import subprocess
-import sys
 
 import datasets
 import pytest
+from conftest import one_line_error, script
+from huggingface_hub import DatasetCard
 
+from cards.card import read_corpus_metadata
+from cards.errors import UsageError
+from cards.generator import generate
+from mcq.cli import main
 from mcq.generate import check_record
 
-GEN = [sys.executable, "-m", "mcq.cli"]
-
-
-def run(*args, cwd=None):
-    env = dict(os.environ, HF_HUB_OFFLINE="1")
-    return subprocess.run([*GEN, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env)
+run = functools.partial(script, "mcq.cli")  # run(*args, cwd=None): the console script in a subprocess
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +46,18 @@ def test_gold_positions_balanced_and_reported(corpus):
     assert counts == {0: 50, 1: 50, 2: 50, 3: 50}
     card = (corpus / "README.md").read_text()
     assert "## Gold positions" in card and "| level2 | 4 | 200 | 50 | 50 | 50 | 50 |" in card
+    assert "| level3 | all | 200 | " in card  # 2-10 options: a total row
     assert "## Level ladder" in card and "near-miss" in card and "Seed 3." in card
-    assert "--counterfactual swap" in card and "same length in characters" in card
+    assert "same length in characters" in card and "- `sql`: " in card
+
+
+def test_card_metadata(corpus):
+    data = DatasetCard.load(corpus / "README.md").data
+    assert [c["config_name"] for c in data.configs] == ["level1", "level2", "level3", "level4"]
+    assert data.task_categories == ["multiple-choice", "question-answering"]
+    meta = read_corpus_metadata(corpus)
+    assert (meta.generator, meta.seed) == ("mcq", 3) and "--counterfactual swap" in meta.command
+    assert meta.options["counterfactual"] == "swap" and meta.options["schemes"] is None
 
 
 def test_no_leakage_between_splits(corpus):
@@ -61,8 +71,8 @@ def test_no_leakage_between_splits(corpus):
                 prompts.add(record["prompt"])
 
 
-def files_of(folder):
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+def files_of(folder, suffix=""):
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob(f"*{suffix}")) if p.is_file()}
 
 
 def test_same_bytes_for_any_num_proc(tmp_path):
@@ -112,29 +122,42 @@ def test_tokenizer_rejections_are_counted(tmp_path):
     (["--num-proc", "0"], "--num-proc"),
     (["--counterfactual", "both"], "--counterfactual"),
 ])
-def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
-    result = run(*args, "--out", tmp_path / "out", *(["-n", "10"] if "-n" not in args else []))
-    assert result.returncode == 2
-    assert result.stderr.startswith("mcq-gen: error:") and message in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+def test_bad_input_is_one_line_and_exit_2(tmp_path, cli, args, message):
+    status, _, err = cli(main, *args, "--out", tmp_path / "out", *(["-n", "10"] if "-n" not in args else []))
+    assert one_line_error(status, err).startswith("mcq-gen: error:") and message in err
     assert list(tmp_path.iterdir()) == [], "no output folder left behind"
 
 
-def test_unloadable_tokenizer_is_one_line_and_exit_2(tmp_path, capsys):
+def test_unloadable_tokenizer_is_one_line_and_exit_2(tmp_path, cli):
     """In-process (transformers takes seconds to import): same `run` wrapper as the console script."""
-    from mcq.cli import main
-
     (tmp_path / "empty").mkdir()
-    assert main(["--tokenizer", str(tmp_path / "empty"), "--out", str(tmp_path / "out"), "-n", "10"]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("mcq-gen: error: --tokenizer: cannot load") and len(err.strip().splitlines()) == 1
+    status, _, err = cli(main, "--tokenizer", tmp_path / "empty", "--out", tmp_path / "out", "-n", "10")
+    assert one_line_error(status, err).startswith("mcq-gen: error: --tokenizer: cannot load")
+    assert [p.name for p in tmp_path.iterdir()] == ["empty"]
+    with pytest.raises(UsageError, match="--tokenizer: cannot load"):  # from Python too, before any work
+        generate("mcq", tmp_path / "py", num_examples=10, tokenizer=str(tmp_path / "empty"))
     assert [p.name for p in tmp_path.iterdir()] == ["empty"]
 
 
-def test_existing_output_needs_overwrite(tmp_path):
+def test_python_generate_writes_the_same_bytes_as_the_command(tmp_path, cli):
+    args = ["--level", "3,4", "-n", "50", "--seed", "7", "--counterfactual", "labels", "--labels", "numbers,random",
+            "--sources", "context,order", "--distractors", "near"]
+    status, _, err = cli(main, *args, "--out", tmp_path / "cli")
+    assert status == 0, err
+    generate("mcq", tmp_path / "py", levels=[3, 4], num_examples=50, seed=7, counterfactual="labels",
+             schemes=["numbers", "random"], sources=("context", "order"), near=True)
+    parquet = files_of(tmp_path / "cli", ".parquet")
+    assert len(parquet) == 6 and parquet == files_of(tmp_path / "py", ".parquet")
+    assert read_corpus_metadata(tmp_path / "py").options == read_corpus_metadata(tmp_path / "cli").options
+    with pytest.raises(UsageError, match="unknown label scheme 'greek'"):
+        generate("mcq", tmp_path / "bad", num_examples=10, schemes=["greek"])
+    assert not (tmp_path / "bad").exists()
+
+
+def test_existing_output_needs_overwrite(tmp_path, cli):
     (tmp_path / "out").mkdir()
-    result = run("--out", tmp_path / "out", "-n", "10")
-    assert result.returncode == 2 and "already exists" in result.stderr
+    status, _, err = cli(main, "--out", tmp_path / "out", "-n", "10")
+    assert "already exists" in one_line_error(status, err)
     assert list((tmp_path / "out").iterdir()) == []
 
 

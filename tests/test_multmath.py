@@ -1,4 +1,4 @@
-"""multmath's API, formats, running sums, checker, sampling and leakage (in process, no CLI)."""
+"""multmath's API, formats, running sums, checker, sampling, leakage, options and training view (in process, no CLI)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,15 @@ import pytest
 import multmath
 import multmath.generate as generate
 from cards.corpus import Candidate, build
+from cards.errors import UsageError
 from multmath import problem
 from multmath.check import check_record, icot_layout
-from multmath.generate import SCHEMA, Spec, config, make, split_sizes
+from multmath.generate import SCHEMA, distinct_count, ordered_count
+from multmath.generator import GENERATOR, Options, size
 from multmath.problems import Problem
 from multmath.shuffle import Permutation
+
+VIEW = GENERATOR.view
 
 EXAMPLE = ("9 1 7 3 * 9 4 3 3||1 7 4 3 3 + 0 6 7 8 4 1 ( 1 3 2 2 8 1 ) + 0 0 7 5 1 1 1 ( 1 3 9 7 9 2 1 ) + "
            "0 0 0 7 5 1 1 1 #### 1 3 9 4 5 4 2 1")
@@ -161,8 +165,8 @@ def test_broken_generator_is_caught_and_reported(tmp_path, monkeypatch):
         return dataclasses.replace(p, partial_products=products)
 
     monkeypatch.setattr(generate, "problem", wrong)
-    spec = Spec(seed=0, digits_a=4, digits_b=4)
-    reports = build(tmp_path / "out", [config(spec, split_sizes(200, 20, 20))], SCHEMA, lambda reports: "card\n")
+    configs = GENERATOR.configs(Options(), [(4, 4)], {"train": 200, "validation": 20, "test": 20})
+    reports = build(tmp_path / "out", configs, SCHEMA, lambda folder, reports: "card\n")
     assert reports[0].rejected == {"wrong partial product": reports[0].candidates - 240}
     assert reports[0].rejected["wrong partial product"] > 40
 
@@ -178,26 +182,76 @@ def test_permutation_is_a_bijection_and_pickles():
 
 
 def test_make_is_pure_distinct_and_sized():
-    spec = Spec(seed=7, digits_a=3, digits_b=7)
-    made = config(spec, split_sizes(10, 0, 0)).make
-    again = config(spec, split_sizes(10, 0, 0)).make
-    records = [made(i).record for i in range(500)]
-    assert records == [again(i).record for i in range(500)]
+    records = [GENERATOR.make_item(Options(seed=7), (3, 7), i).record for i in range(500)]
+    generate.plan.cache_clear()  # the permutation made again from scratch
+    assert records == [GENERATOR.make_item(Options(seed=7), (3, 7), i).record for i in range(500)]
     assert all(len(r["a"]) == 3 and len(r["b"]) == 7 and r["a"][0] != "0" and r["b"][0] != "0" for r in records)
     assert len({(r["a"], r["b"]) for r in records}) == 500
-    other_seed = config(Spec(seed=8, digits_a=3, digits_b=7), split_sizes(10, 0, 0)).make
-    assert other_seed(1).record["text"] != records[1]["text"]
+    assert GENERATOR.make_item(Options(seed=8), (3, 7), 1).record["text"] != records[1]["text"]
+    assert records[4]["id"] == "3x7-4" and GENERATOR.config_name((3, 7)) == "3x7"
 
 
 def test_groups_are_unordered_pairs_unless_disabled():
-    spec = Spec(seed=0, digits_a=2, digits_b=2)
-    candidates = [config(spec, {}).make(i) for i in range(spec.ordered_count)]
+    candidates = [GENERATOR.make_item(Options(), (2, 2), i) for i in range(ordered_count(2, 2))]
     assert isinstance(candidates[0], Candidate)
     groups = {c.group_key for c in candidates}
-    assert len(groups) == spec.distinct_count == 90 * 91 // 2
-    assert len({c.prompt_key for c in candidates}) == spec.ordered_count == 8100
-    separate = Spec(seed=0, digits_a=2, digits_b=2, commutative=False)
-    assert len({make(config(separate, {}).make.args[0], i).group_key for i in range(300)}) == 300
-    assert separate.distinct_count == 8100
-    exhausted = config(spec, {}).make(spec.ordered_count)
+    assert len(groups) == distinct_count(2, 2, True) == 90 * 91 // 2
+    assert len({c.prompt_key for c in candidates}) == ordered_count(2, 2) == 8100
+    separate = Options(commutative=False)
+    assert len({GENERATOR.make_item(separate, (2, 2), i).group_key for i in range(300)}) == 300
+    assert distinct_count(2, 2, False) == 8100
+    exhausted = GENERATOR.make_item(Options(), (2, 2), 8100)
     assert exhausted.record is None and exhausted.rejected
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(format="nope"), "format: 'nope' is not one of icot, plain"),
+    (dict(cot="implicit"), "cot: 'implicit' is not one of explicit, none"),
+    (dict(seed="0"), "seed: expected an integer"),
+])
+def test_bad_options_from_python_are_usage_errors(options, message):
+    with pytest.raises(UsageError, match=message):
+        Options(**options)
+
+
+def test_levels_are_sizes():
+    assert [size(level) for level in (4, (3, 7), [2, 5], "6x1")] == [(4, 4), (3, 7), (2, 5), (6, 1)]
+    assert GENERATOR.config_name(5) == "5x5" and GENERATOR.default_levels() == [(4, 4)]
+    assert set(GENERATOR.levels) == set(range(2, 21))
+    with pytest.raises(UsageError, match="not a size"):
+        size((1, 2, 3))
+    for levels, sizes, message in (([(41, 2)], {"train": 5}, "1 to 40 digits"),
+                                   ([(2, 2)], {"train": 0, "test": 0}, "nothing to generate"),
+                                   ([(2, 2)], {"train": 4096}, "only 4,095 distinct problems exist")):
+        with pytest.raises(UsageError, match=message):
+            GENERATOR.check(Options(), levels, sizes)
+
+
+def test_view_pieces_gold_and_running_sums():
+    record = _record(problem(3719, 3349))
+    prompt, cot, answer = VIEW.pieces(record)
+    assert prompt == "9 1 7 3 * 9 4 3 3 ||" and cot == " " + record["cot"] and answer == " #### 1 3 9 4 5 4 2 1"
+    assert answer.startswith(VIEW.answer_prefix) and VIEW.chain_of_thought and VIEW.digit_tokenizer
+    assert VIEW.pieces(_record(problem(3719, 3349), cot="none"))[1] == ""
+    assert VIEW.gold(record) == "13945421"
+    assert VIEW.running_sums(record) == [81, 53, 99, 94, 45, 34, 12, 1]
+    assert set(VIEW.columns) <= set(record)
+
+
+@pytest.mark.parametrize("output, digits", [
+    (" #### 1 3 9 4 5 4 2 1", "13945421"),
+    (" 1 7 4 3 3 + 0 6 #### 1 3 9 #### 1 3 x 9", "139"),  # the last ####, digits only
+    (" 1 3 9 4 5 4 2 1", ""),  # no marker, no answer
+    ("####", ""),
+])
+def test_view_reads_the_answer_after_the_last_marker(output, digits):
+    assert VIEW.answer(output) == digits
+
+
+def test_view_metrics_by_hand():
+    records = [_record(problem(12, 34)), _record(problem(99, 99))]  # answers 8 0 4 0 and 1 0 8 9
+    outputs = [" #### 8 0 4 0", " #### 1 0 8"]  # all right; three of four, the last digit missing
+    metrics = VIEW.metrics(records, outputs)
+    assert metrics == {"digit_accuracy": 7 / 8, "digit_accuracy_by_position": [1.0, 1.0, 1.0, 0.5]}
+    assert [VIEW.answer(o) == VIEW.gold(r) for r, o in zip(records, outputs)] == [True, False]
+    assert VIEW.metrics(records, ["garbage", ""])["digit_accuracy"] == 0

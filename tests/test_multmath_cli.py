@@ -1,23 +1,29 @@
-"""`multmath-gen` end to end: Hub-ready folder, ICoT text files, determinism, leakage, the card, errors."""
+"""`multmath-gen` end to end: Hub-ready folder, ICoT text files, determinism, leakage, the card, errors,
+and the same corpus from Python (`cards.generator.generate`)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
+import functools
 from pathlib import Path
 
 import datasets
 import pyarrow.parquet as pq
 import pytest
+from conftest import one_line_error, script
+from huggingface_hub import DatasetCard
 
+from cards.card import read_corpus_metadata
+from cards.errors import UsageError
+from cards.generator import generate
 from multmath import problem
 from multmath.check import check_record
+from multmath.cli import main
 
-GEN = [sys.executable, "-m", "multmath.cli"]
+run = functools.partial(script, "multmath.cli")  # run(*args, cwd=None): the console script in a subprocess
 
 
-def run(*args, cwd=None):
-    return subprocess.run([*GEN, *map(str, args)], capture_output=True, text=True, cwd=cwd)
+def files_of(folder: Path) -> dict:
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def texts(folder: Path, config: str, split: str) -> list[str]:
@@ -55,12 +61,17 @@ def test_icot_text_files_hold_the_splits_in_order(corpus):
 
 
 def test_card_reports_sizes_levels_checks_and_command(corpus):
+    data = DatasetCard.load(corpus / "README.md").data
+    assert [c["config_name"] for c in data.configs] == ["4x4", "3x7"] and data.configs[0]["default"]
+    meta = read_corpus_metadata(corpus)
+    assert (meta.generator, meta.seed, meta.configs) == ("multmath", 3, ["4x4", "3x7"])
+    assert meta.command.startswith("multmath-gen --digits 4x4,3x7 -n 400 --num-valid 50 --num-test 30 --seed 3")
+    assert meta.options == {"seed": 3, "format": "icot", "cot": "explicit", "commutative": True, "validate": True}
     card = (corpus / "README.md").read_text()
-    assert card.startswith("---\n") and "config_name: 3x7" in card
-    assert "| 4x4 |" in card and "| 400 | 50 | 30 |" in card
-    assert "Seed 3." in card and "--digits 4x4,3x7 -n 400 --num-valid 50 --num-test 30 --seed 3" in card
+    assert "| 4x4 |" in card and "| 400 | 50 | 30 |" in card and "Seed 3." in card
     assert "icot/3_by_7_mult/" in card and "test_bigbench.txt" in card
     assert "--level L" in card and "independent" in card and "| 4x4 | 480 | 480 |" in card
+    assert "- `3x7`: 480 candidates checked, 480 kept, 0 rejected by the check" in card
     assert problem(3719, 3349).icot_line() in card
 
 
@@ -100,7 +111,7 @@ def test_same_bytes_whatever_num_proc(tmp_path):
         args = ["--level", "5", "-n", "3000", "--num-valid", "100", "--num-test", "100", "--cot", "none"]
         result = run(*args, "--out", "m", "--num-proc", procs, cwd=out.parent)
         assert result.returncode == 0, result.stderr
-        outputs.append({p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()})
+        outputs.append(files_of(out))
     assert outputs[0] == outputs[1]
     assert Path("icot/5_by_5_mult/train.txt") in outputs[0]
     first = outputs[0][Path("icot/5_by_5_mult/train.txt")].decode().splitlines()[0]
@@ -108,8 +119,8 @@ def test_same_bytes_whatever_num_proc(tmp_path):
 
 
 def test_default_out_and_help(tmp_path):
-    result = subprocess.run([*GEN, "--digits", "2x3", "-n", "20", "--num-valid", "2", "--num-test", "2",
-                             "--format", "plain"], capture_output=True, text=True, cwd=tmp_path)
+    result = run("--digits", "2x3", "-n", "20", "--num-valid", "2", "--num-test", "2", "--format", "plain",
+                 cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "multmath-2x3-plain" / "README.md").exists()
     help_text = run("--help").stdout
@@ -135,13 +146,39 @@ def test_default_out_and_help(tmp_path):
     (["--digits", "2x2", "-n", "8000", "--no-commutative-leakage"], "only 8,100 distinct problems exist"),
     (["-n", "0", "--num-valid", "0", "--num-test", "0"], "nothing to generate"),
 ])
-def test_errors_are_one_line_exit_2_and_write_nothing(tmp_path, args, message):
-    out = tmp_path / "out"
-    result = run(*args, "--out", out)
-    assert result.returncode == 2
-    assert result.stderr.count("\n") == 1 and result.stderr.startswith("multmath-gen: error: ")
-    assert message in result.stderr
+def test_errors_are_one_line_exit_2_and_write_nothing(tmp_path, cli, args, message):
+    status, _, err = cli(main, *args, "--out", tmp_path / "out")
+    assert one_line_error(status, err).startswith("multmath-gen: error: ") and message in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_no_validate_card_lists_no_checks(tmp_path, cli):
+    status, _, err = cli(main, "--digits", "2x3", "-n", "20", "--num-valid", "2", "--num-test", "2", "--no-validate",
+                         "--out", tmp_path / "raw")
+    assert status == 0, err
+    card = (tmp_path / "raw" / "README.md").read_text()
+    assert "No record was checked" in card and "Check outcome" not in card and "checked by an independent" not in card
+    assert read_corpus_metadata(tmp_path / "raw").options["validate"] is False
+
+
+def test_python_generate_writes_the_same_bytes_as_the_command(tmp_path, cli):
+    args = ["--digits", "3x3,2x4", "-n", "300", "--num-valid", "20", "--num-test", "20", "--seed", "4",
+            "--format", "plain", "--no-commutative-leakage"]
+    assert cli(main, *args, "--out", tmp_path / "cli")[0] == 0
+    generate("multmath", tmp_path / "py", levels=[(3, 3), (2, 4)], sizes={"train": 300, "validation": 20, "test": 20},
+             seed=4, format="plain", commutative=False)
+    from_cli, from_python = files_of(tmp_path / "cli"), files_of(tmp_path / "py")
+    assert from_cli.keys() == from_python.keys()
+    assert {k: v for k, v in from_cli.items() if k.suffix == ".parquet"} == \
+        {k: v for k, v in from_python.items() if k.suffix == ".parquet"}
+    assert read_corpus_metadata(tmp_path / "py").options == read_corpus_metadata(tmp_path / "cli").options
+    generate("multmath", tmp_path / "icot", levels=[3], num_examples=100)  # a level L is the L×L size
+    assert (tmp_path / "icot" / "icot" / "3_by_3_mult" / "valid.txt").read_text().count("\n") == 10
+    with pytest.raises(UsageError, match="format: 'nope'"):
+        generate("multmath", tmp_path / "bad", levels=[(2, 2)], num_examples=10, format="nope")
+    assert not (tmp_path / "bad").exists()
+
+
 
 
 def test_existing_out_needs_overwrite(tmp_path):
