@@ -13,6 +13,7 @@ temporary folder. Prints markdown tables.
 from __future__ import annotations
 
 import argparse
+import functools
 import resource
 import subprocess
 import sys
@@ -20,12 +21,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from multmath.generate import Spec, config, split_sizes
+from multmath.generator import GENERATOR, Options
 
 
 def make_rate(n: int, m: int, count: int, validate: bool) -> float:
     """Items/s of `make` alone, in this process."""
-    made = config(Spec(seed=0, digits_a=n, digits_b=m, validate=validate), split_sizes(count, 0, 0)).make
+    made = functools.partial(GENERATOR.make_item, Options(validate=validate), (n, m))
     start = time.perf_counter()
     for index in range(count):
         made(index)

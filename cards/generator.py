@@ -104,7 +104,7 @@ class Generator:
     version: ClassVar[str] = "1"
     task: ClassVar[str]
     description: ClassVar[str]
-    epilog: ClassVar[str] = ""
+    examples: ClassVar[str] = ""  # example commands, the end of --help
     levels: ClassVar[dict[int, str]]
     Options: ClassVar[type]
     view: ClassVar[TrainingView] = TrainingView()
@@ -141,6 +141,13 @@ class Generator:
         """Files beside the parquet data (written into the not-yet-renamed output folder)."""
 
     # -- the command line --
+    def levels_help(self) -> str:
+        """The `levels:` part of --help: the ladder, one line per level."""
+        return "\n".join(f"  {n}  {text.replace('`', '')}" for n, text in self.levels.items())
+
+    def epilog(self) -> str:
+        return f"levels:\n{self.levels_help()}\n\nexamples:\n{self.examples}"
+
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """The generator's own options (the common ones are added by `command_parser`)."""
 
@@ -163,6 +170,12 @@ class Generator:
 
     def default_out(self, args: argparse.Namespace, levels: list) -> str:
         return f"{self.name}-level{args.level.replace(',', '_')}"
+
+
+def validate_seed(seed) -> None:
+    """For Options.__post_init__: the seed must be an integer."""
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise UsageError(f"seed: expected an integer, got {seed!r}")
 
 
 def validate_choice(option: str, value, allowed) -> None:
@@ -228,7 +241,7 @@ def write(gen: Generator, out: str | Path, options, levels: list, sizes: dict[st
 
 
 def command_parser(gen: Generator) -> Parser:
-    p = Parser(prog=f"{gen.name}-gen", description=gen.description, epilog=gen.epilog)
+    p = Parser(prog=f"{gen.name}-gen", description=gen.description, epilog=gen.epilog())
     gen.add_size_arguments(p)
     p.add_argument("--seed", type=int, default=0, help="random seed; same seed and options, same bytes (default 0)")
     p.add_argument("--out", help="output folder (default: named after the levels)")

@@ -17,7 +17,7 @@ import pyarrow as pa
 from cards.card import package_template
 from cards.cli import parse_levels
 from cards.errors import UsageError
-from cards.generator import CardFacts, Generator, TrainingView, validate_choice
+from cards.generator import CardFacts, Generator, TrainingView, validate_choice, validate_seed
 from mcq import card as facts
 from mcq import generate as items
 from mcq.labels import MAX_OPTIONS, SCHEMES, STYLES, continuation
@@ -57,8 +57,7 @@ class Options:
     tokenizer: str | None = None
 
     def __post_init__(self):
-        if not isinstance(self.seed, int):
-            raise UsageError(f"seed: expected an integer, got {self.seed!r}")
+        validate_seed(self.seed)
         for name in ("options", *CHOICES):  # any sequence, or one value alone, becomes a tuple
             value = getattr(self, name)
             if value is not None:
@@ -99,11 +98,7 @@ class MCQ(Generator):
     Options = Options
     view = MCQView()
 
-    @property
-    def epilog(self) -> str:
-        return "levels:\n" + "\n".join(f"  {n}  {text.replace('`', '')}" for n, text in self.levels.items()) + """
-
-examples:
+    examples = """\
   mcq-gen --level 2                                   # 10,000 level-2 items into ./mcq-level2
   mcq-gen --level 1-4 -n 5000 --counterfactual swap   # one config per level, each with a partner prompt
   mcq-gen --level 3 --labels numbers --style paren --options 4 --sources context,order

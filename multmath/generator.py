@@ -16,7 +16,7 @@ import pyarrow as pa
 from cards.card import package_template
 from cards.cli import non_negative_int, parse_levels
 from cards.errors import UsageError
-from cards.generator import CardFacts, Generator, TrainingView, validate_choice
+from cards.generator import CardFacts, Generator, TrainingView, validate_choice, validate_seed
 from multmath import generate as items
 from multmath.check import described
 from multmath.problems import COT_MODES, FORMATS, problem
@@ -34,8 +34,7 @@ class Options:
     validate: bool = True  # off only in bench/, to measure what the check costs
 
     def __post_init__(self):
-        if not isinstance(self.seed, int):
-            raise UsageError(f"seed: expected an integer, got {self.seed!r}")
+        validate_seed(self.seed)
         validate_choice("format", self.format, FORMATS)
         validate_choice("cot", self.cot, COT_MODES)
 
@@ -90,16 +89,16 @@ Generate multi-digit multiplication problems a × b with a verified chain of tho
 Hub-ready dataset folder (parquet + README.md card; with --format icot also the train.txt,
 valid.txt and test_bigbench.txt files of the implicit-CoT layout under icot/<A>_by_<B>_mult/).
 """
-    epilog = f"""\
-levels:
-  --level L is the L×L-digit configuration, L = {LEVELS[0]} .. {LEVELS[-1]} ({LEVELS[0]}x{LEVELS[0]} .. \
-{LEVELS[-1]}x{LEVELS[-1]})
-
-examples:
+    examples = """\
   multmath-gen --digits 4x4 --format icot --seed 0   # the published ICoT 4×4 setup: 808,000/1,000/1,000
   multmath-gen --level 4-9 -n 100000 --num-proc 4    # 4x4 .. 9x9, one config each
   multmath-gen --digits 3x7 --format plain --cot none -n 5000 --out /tmp/m37
 Load the result with datasets.load_dataset("<out>") or load_dataset("<out>", "5x5")."""
+
+    def levels_help(self) -> str:
+        return f"""\
+  --level L is the L×L-digit configuration, L = {LEVELS[0]} .. {LEVELS[-1]} ({LEVELS[0]}x{LEVELS[0]} .. \
+{LEVELS[-1]}x{LEVELS[-1]})"""
     levels = {level: f"{level}-digit × {level}-digit problems ({level}x{level})" for level in LEVELS}
     Options = Options
     view = MultmathView()

@@ -8,8 +8,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from cards.card import package_template
-from cards.errors import UsageError
-from cards.generator import CardFacts, Generator, TrainingView, validate_choice
+from cards.generator import CardFacts, Generator, TrainingView, validate_choice, validate_seed
 from tinysql import vocabulary
 from tinysql import generate as items
 from tinysql import levels as ladder
@@ -28,8 +27,7 @@ class Options:
     validate: bool = True  # off only in bench/, to measure what the checks cost
 
     def __post_init__(self):
-        if not isinstance(self.seed, int):
-            raise UsageError(f"seed: expected an integer, got {self.seed!r}")
+        validate_seed(self.seed)
         validate_choice("dialect", self.dialect, DIALECTS)
         validate_choice("format", self.format, FORMATS)
 
@@ -58,11 +56,7 @@ class TinySQL(Generator):
     Options = Options
     view = TinySQLView()
 
-    @property
-    def epilog(self) -> str:
-        return "levels:\n" + "\n".join(f"  {n}  {text.replace('`', '')}" for n, text in self.levels.items()) + """
-
-examples:
+    examples = """\
   tinysql-gen --level 3                       # 10,000 level-3 items into ./tinysql-level3
   tinysql-gen --level 1-8 -n 5000 --synonyms  # one config per level
   tinysql-gen --level 5 --dialect postgres --format chat --out /tmp/l5
