@@ -29,6 +29,8 @@ from mcq.cli import main as mcq_gen  # noqa: E402
 from multmath.cli import main as multmath_gen  # noqa: E402
 from tinysql.cli import main as tinysql_gen  # noqa: E402
 from train import data, loop, presets  # noqa: E402
+from train.config import RunConfig  # noqa: E402
+from train.objectives import objective  # noqa: E402
 from train.tokenizer import train_tokenizer  # noqa: E402
 
 CORPORA = {
@@ -40,16 +42,16 @@ CORPORA = {
 }
 
 
-def corpus(root: Path, name: str, objective: str | None = None, tokenizer=None):
+def corpus(root: Path, name: str, chosen: str | None = None, tokenizer=None):
     make, args, default = CORPORA[name]
     folder = root / name.replace(" ", "_")
     if not folder.exists():
         assert make([*args, "--out", str(folder)]) == 0
-    records = data.load_corpus(str(folder))["train"]
-    kind = data.detect_kind(records.column_names)
+    opened = data.open_corpus(str(folder))
+    records, view = opened.splits["train"], opened.view
     if tokenizer is None:
-        tokenizer = train_tokenizer(("".join(data.pieces(r, kind)) for r in records), kind == "multmath", 4096)
-    enc, _ = data.encode(records, kind, tokenizer, objective or default)
+        tokenizer = train_tokenizer(("".join(view.pieces(r)) for r in records), view.digit_tokenizer, 4096)
+    enc, _ = data.encode(records, view, tokenizer, objective(chosen or default).keeps_cot)
     return enc, tokenizer
 
 
@@ -73,11 +75,11 @@ def fresh_model(shape, tokenizer, seed: int = 0):
     return presets.build(config, seed)
 
 
-def bare_loop(model, enc, settings: loop.Settings, pad_id: int) -> None:
+def bare_loop(model, enc, settings: RunConfig, pad_id: int) -> None:
     """`settings.max_steps` steps of the plainest loop over the trainer's batches."""
     from transformers import get_scheduler
 
-    per_epoch = loop.steps_per_epoch(len(enc), settings)
+    per_epoch = settings.steps_per_epoch(len(enc))
     optimizer = torch.optim.AdamW(loop.param_groups(model, settings.weight_decay), lr=settings.lr)
     scheduler = get_scheduler(settings.schedule, optimizer, num_warmup_steps=settings.warmup_steps,
                               num_training_steps=settings.max_steps)
@@ -93,9 +95,9 @@ def bare_loop(model, enc, settings: loop.Settings, pad_id: int) -> None:
         optimizer.zero_grad(set_to_none=True)
 
 
-def trainer(model, enc, settings: loop.Settings, pad_id: int) -> None:
+def trainer(model, enc, settings: RunConfig, pad_id: int) -> None:
     with tempfile.TemporaryDirectory() as out:
-        loop.train(loop.Objective(model), enc, settings, Path(out), pad_id, {})
+        loop.train(loop.Trainable(model), enc, settings, Path(out), pad_id, {})
 
 
 def timed(fn, *args) -> tuple[float, float]:
@@ -109,9 +111,10 @@ def throughput(root: Path, preset: str, steps: int, batch_size: int, repeats: in
     name = "tinysql level 1"
     enc, tokenizer = corpus(root, name)
     shape = presets.PRESETS[preset]
-    settings = loop.Settings(batch_size=batch_size, max_steps=steps, warmup_steps=steps // 10, log_every=10)
+    settings = RunConfig(data=name, out="unused", preset=preset, batch_size=batch_size, max_steps=steps,
+                         warmup_steps=steps // 10, log_every=10).resolved(len(enc))
     plans: dict = {}
-    per_epoch = loop.steps_per_epoch(len(enc), settings)
+    per_epoch = settings.steps_per_epoch(len(enc))
     tokens = sum(int(b["attention_mask"].sum()) for step in range(steps)
                  for b in loop.micro_batches(enc, settings, step, per_epoch, 1, 0, tokenizer.pad_token_id, plans))
     runs = {"bare loop": [], "zoo-train loop": []}

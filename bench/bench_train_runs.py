@@ -1,5 +1,5 @@
 """The long CPU training runs behind the trainer's speed goals: each prints its exact commands, runs
-them, and prints a table from the folders' metrics.json and training_args.json.
+them, and prints a table from the folders' metrics.json and run manifests (training_args.json).
 
     python bench/bench_train_runs.py tinysql --out /tmp/runs     # nano, TinySQL level 1, ~14 min on 2 cores
     python bench/bench_train_runs.py multiply --out /tmp/runs    # ICoT, no-CoT and aux on 4x4, ~20 min each
@@ -19,6 +19,10 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from train.manifest import RunManifest  # noqa: E402
 
 TINYSQL = {
     "name": "corpus-tinysql-l1",
@@ -89,12 +93,12 @@ def report(folders: list[Path]) -> None:
             print(f"| {folder.name} | (not finished) | | | | | | |")
             continue
         metrics = json.loads((folder / "metrics.json").read_text())
-        args = json.loads((folder / "training_args.json").read_text())
+        run = RunManifest.from_folder(folder)
         other = {k: v for k, v in metrics.items() if k in ("normalized_match", "execution_match", "label_accuracy",
                                                             "digit_accuracy_by_position")}
         digit = metrics.get("digit_accuracy")
-        print(f"| {folder.name} | {args['args']['objective']} | {args['parameters']['total']:,} | {args['steps']} | "
-              f"{args['seconds'] / 60:.1f} | {metrics.get('exact_match', 0):.3f} | "
+        print(f"| {folder.name} | {run.config.objective.name} | {run.parameters['total']:,} | {run.steps} | "
+              f"{run.seconds / 60:.1f} | {metrics.get('exact_match', 0):.3f} | "
               f"{'' if digit is None else f'{digit:.3f}'} | {_short(other)} |")
         curve = [(e["step"], e["eval"]["exact_match"]) for e in map(json.loads, (folder / "log.jsonl").open())
                  if "eval" in e]

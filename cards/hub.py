@@ -11,6 +11,9 @@ Two publication targets:
 `serve` runs olah (an open-source Hub mirror) in offline mode over a local hub directory, so that
 `HF_ENDPOINT=http://127.0.0.1:PORT` makes `snapshot_download`, `from_pretrained` and `load_dataset`
 read from it without reaching anything else. olah is the optional extra `interp-zoo[serve]`.
+
+Errors: `UsageError` for bad input (a folder that is neither artefact, a bad repo id, a busy port,
+a version tag that would move), `ExternalError` when git, olah or the endpoint fails.
 """
 
 from __future__ import annotations
@@ -27,9 +30,11 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from cards.cli import UsageError, first_line
+from cards.cli import first_line
+from cards.errors import ExternalError, UsageError
+from train.manifest import CHECKPOINTS
 
-SKIPPED = ("checkpoints",)  # a run's resumable training states: not part of the published checkpoint
+SKIPPED = (CHECKPOINTS,)  # a run's resumable training states: not part of the published checkpoint
 GIT_IDENTITY = {"GIT_AUTHOR_NAME": "zoo publish", "GIT_AUTHOR_EMAIL": "zoo@localhost",
                 "GIT_COMMITTER_NAME": "zoo publish", "GIT_COMMITTER_EMAIL": "zoo@localhost"}
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
@@ -94,7 +99,7 @@ def publish_to_dir(folder: Path, hub_dir: Path, repo_id: str, tag: str | None = 
 def _tag(repo: Path, tag: str, commit: str) -> None:
     try:
         tagged = _git(repo, "rev-parse", f"refs/tags/{tag}^{{commit}}")
-    except UsageError:
+    except ExternalError:  # no such tag yet
         _git(repo, "tag", tag, commit)
         return
     if tagged != commit:
@@ -105,11 +110,11 @@ def _git(repo: Path, *args: str) -> str:
     try:
         done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
                               env={**os.environ, **GIT_IDENTITY})
-    except FileNotFoundError:
-        raise UsageError("publishing to a hub directory needs git on PATH") from None
+    except FileNotFoundError as err:
+        raise ExternalError("publishing to a hub directory needs git on PATH") from err
     if done.returncode:
         lines = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
-        raise UsageError(f"git {args[0]} failed in {repo}: {lines[-1]}")
+        raise ExternalError(f"git {args[0]} failed in {repo}: {lines[-1]}")
     return done.stdout.strip()
 
 
@@ -133,7 +138,7 @@ def publish_to_endpoint(folder: Path, repo_id: str, endpoint: str | None = None,
         if tag:
             api.create_tag(repo_id, tag=tag, revision=info.oid, repo_type=kind, exist_ok=True)
     except (HfHubHTTPError, OSError) as err:
-        raise UsageError(f"publishing to {api.endpoint} failed: {first_line(err)}") from None
+        raise ExternalError(f"publishing to {api.endpoint} failed: {first_line(err)}") from err
     return info.oid
 
 
@@ -172,8 +177,8 @@ class Server:
             raise UsageError(f"{self.hub_dir} is not a folder")
         try:
             import olah  # noqa: F401
-        except ImportError:
-            raise UsageError("serving needs olah: pip install 'interp-zoo[serve]'") from None
+        except ImportError as err:
+            raise UsageError("serving needs olah: pip install 'interp-zoo[serve]'") from err
         if not port_is_free(self.port):
             raise UsageError(f"--port {self.port}: already in use on 127.0.0.1")
         self.state = Path(tempfile.mkdtemp(prefix="zoo-serve-"))
@@ -198,7 +203,7 @@ class Server:
             if self.process.poll() is not None:
                 tail = (self.state / "olah.out").read_text(errors="replace").strip().splitlines()[-1:]
                 self.stop()
-                raise UsageError(f"olah stopped at start: {tail[0] if tail else 'no output'}")
+                raise ExternalError(f"olah stopped at start: {tail[0] if tail else 'no output'}")
             try:
                 opener.open(f"{self.url}/api/models/zoo/ping/revision/main", timeout=2)
                 return
@@ -207,7 +212,7 @@ class Server:
             except OSError:
                 time.sleep(0.2)
         self.stop()
-        raise UsageError(f"olah did not answer on {self.url} within {timeout:.0f} s")
+        raise ExternalError(f"olah did not answer on {self.url} within {timeout:.0f} s")
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

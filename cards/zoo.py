@@ -4,11 +4,12 @@ The registry is `cards/zoo.json` (another file with `--registry PATH` or the env
 `ZOO_REGISTRY`). Each entry names a checkpoint, its Hub repository and pinned revision, what it was
 trained on and how (task, level, preset, objective, parameter count, the generator and `zoo-train`
 commands), its headline metrics and the sha256 of each weight file. Entries are written by
-`zoo register`, which reads them from a finished `zoo-train` folder and its corpus folder, so no
-number in the registry is typed by hand:
+`zoo register`, which reads them from a finished `zoo-train` folder (its run manifest,
+`train.manifest.RunManifest`, which also records what the corpus card said), so no number in the
+registry is typed by hand:
 
     zoo register RUN_FOLDER --name multmath-3x3-icot-nano --repo-id ORG/multmath-3x3-icot-nano \\
-        [--corpus CORPUS_FOLDER] [--revision TAG --published]
+        [--revision TAG --published]
 
 `published` stays false until the checkpoint is on the Hub at the pinned revision.
 
@@ -16,6 +17,9 @@ Commands: `zoo list`, `zoo info NAME`, `zoo download NAME` (snapshot_download fr
 endpoint, then the weight hashes are checked against the registry), `zoo publish FOLDER`
 (`cards.hub`), `zoo serve HUB_DIR` (olah over a local hub directory) and `zoo register`.
 In Python: `cards.zoo.load(NAME)` returns `(model, tokenizer)`.
+
+Errors: `UsageError` for bad input, `IntegrityError` for a corrupt registry or a weight file whose
+sha256 is not the registry's, `ExternalError` when the endpoint fails.
 """
 
 from __future__ import annotations
@@ -33,11 +37,10 @@ from pathlib import Path
 from typing import Sequence
 
 from cards import hub
-from cards.card import read_dataset_card, with_option
-from cards.cli import Parser, UsageError, first_line, run
-
-HEADLINE = ("exact_match", "normalized_match", "execution_match", "digit_accuracy", "label_accuracy",
-            "gold_probability")
+from cards.card import with_option
+from cards.cli import Parser, first_line, run
+from cards.errors import ExternalError, IntegrityError, UsageError
+from train.manifest import RunManifest
 
 
 # --- the registry ----------------------------------------------------------------------------------
@@ -56,7 +59,7 @@ def read_registry(path: str | os.PathLike | None = None) -> list[dict]:
     try:
         return json.loads(file.read_text(encoding="utf-8"))["checkpoints"]
     except (ValueError, KeyError) as err:
-        raise UsageError(f"registry {file} is not a zoo registry ({err})") from None
+        raise IntegrityError(f"registry {file} is not a zoo registry ({err})") from err
 
 
 def write_registry(entries: list[dict], path: str | os.PathLike | None = None) -> Path:
@@ -88,41 +91,30 @@ def sha256(file: Path) -> str:
     return digest.hexdigest()
 
 
-def entry_from_folder(folder: str | Path, name: str, repo_id: str, corpus: str | Path | None = None,
-                      revision: str | None = None, published: bool = False) -> dict:
-    """A registry entry read from a finished `zoo-train` folder and the corpus folder it was trained on."""
+def entry_from_folder(folder: str | Path, name: str, repo_id: str, revision: str | None = None,
+                      published: bool = False) -> dict:
+    """A registry entry read from a finished `zoo-train` folder: its manifest, metrics and weight files."""
     folder = Path(folder)
-    if hub.folder_kind(folder) != "model" or not (folder / "training_args.json").is_file():
-        raise UsageError(f"{folder} is not a finished zoo-train folder (no training_args.json)")
+    if hub.folder_kind(folder) != "model":
+        raise UsageError(f"{folder} is not a finished zoo-train folder (no weights)")
     if published and not revision:
         raise UsageError("--published needs --revision: a published entry is pinned")
-    run_args = json.loads((folder / "training_args.json").read_text())
+    manifest = RunManifest.from_folder(folder)
     metrics = json.loads((folder / "metrics.json").read_text())
-    corpus = Path(corpus or run_args["args"]["data"])
-    if not corpus.is_dir() or hub.folder_kind(corpus) != "dataset":
-        raise UsageError(f"{corpus} is not a corpus folder; pass --corpus with the folder the run was trained on")
-    try:
-        configs, corpus_command = read_dataset_card(corpus)
-    except (OSError, ValueError) as err:
-        raise UsageError(str(err)) from None
-    config = run_args["args"].get("config") or next((c["config_name"] for c in configs if c.get("default")),
-                                                   configs[0]["config_name"])
     return {
         "name": name,
         "repo_id": hub.check_repo_id(repo_id),
         "revision": revision,
         "published": published,
-        "task": run_args["kind"],
-        "level": config,
-        "preset": run_args["args"]["preset"],
-        "objective": run_args["args"]["objective"],
-        "architecture": run_args["architecture"],
-        "parameters": run_args["parameters"]["total"],
-        "corpus": {"config": config,
-                   "command": with_option(corpus_command, "--out", corpus.resolve().name)},
-        "train_command": with_option(with_option(run_args["command"], "--data", corpus.resolve().name),
-                                      "--out", name),
-        "metrics": {"split": metrics["split"], "n": metrics["n"],
+        "task": manifest.generator or "text",
+        "level": manifest.corpus_config,
+        "preset": manifest.config.preset,
+        "objective": manifest.config.objective.name,
+        "architecture": manifest.architecture,
+        "parameters": manifest.parameters["total"],
+        "corpus": {"config": manifest.corpus_config, "command": manifest.corpus_command},
+        "train_command": with_option(manifest.command, "--out", name),
+        "metrics": {"split": manifest.eval_split, "n": metrics.get("n", 0),
                     **{k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)}},
         "files": {p.name: sha256(p) for p in sorted(folder.glob("*.safetensors"))},
     }
@@ -165,17 +157,18 @@ def _snapshot(entry: dict, revision: str | None, local_dir: Path | None) -> Path
         note = "" if entry["published"] else " (the registry marks it unpublished)"
         reason = ("no such repository or revision there, or no access" if isinstance(err, RepositoryNotFoundError)
                   else first_line(err))
-        raise UsageError(f"cannot download {where} from {constants.ENDPOINT}{note}: {reason}") from None
+        raise ExternalError(f"cannot download {where} from {constants.ENDPOINT}{note}: {reason}") from err
 
 
 def verify(folder: Path, entry: dict) -> Path:
-    """`folder` if each weight file the registry lists has the listed sha256; a UsageError naming the file otherwise."""
+    """`folder` if each weight file the registry lists has the listed sha256; an IntegrityError naming the file
+    otherwise."""
     for file, expected in entry["files"].items():
         if not (folder / file).is_file():
-            raise UsageError(f"{entry['name']}: {file} is missing from the download")
+            raise IntegrityError(f"{entry['name']}: {file} is missing from the download")
         found = sha256(folder / file)
         if found != expected:
-            raise UsageError(f"{entry['name']}: sha256 mismatch for {file} (registry {expected[:12]}..., "
+            raise IntegrityError(f"{entry['name']}: sha256 mismatch for {file} (registry {expected[:12]}..., "
                              f"downloaded {found[:12]}...); refusing to use it")
     return folder
 
@@ -220,7 +213,6 @@ def parser() -> Parser:
     reg.add_argument("folder")
     reg.add_argument("--name", required=True)
     reg.add_argument("--repo-id", required=True, help="ORG/NAME on the Hub")
-    reg.add_argument("--corpus", help="the corpus folder (default: the --data of the run)")
     reg.add_argument("--revision", help="the pinned revision (tag or commit) once published")
     reg.add_argument("--published", action="store_true", help="the checkpoint is on the Hub at --revision")
     return p
@@ -234,7 +226,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
 def _list(args) -> int:
     def keep(e: dict) -> bool:
         return ((not args.task or e["task"] == args.task) and (not args.size or e["preset"] == args.size)
-                and (not args.level or args.level in (e["level"], e["level"].removeprefix("level"))))
+                and (not args.level or args.level in (e["level"], (e["level"] or "").removeprefix("level"))))
 
     entries = [e for e in read_registry(args.registry) if keep(e)]
     rows = [[e["name"], e["task"], e["level"], e["objective"], e["preset"], f"{e['parameters'] / 1e6:.1f}M",
@@ -244,7 +236,9 @@ def _list(args) -> int:
 
 
 def _headline(metrics: dict) -> str:
-    key = next((k for k in HEADLINE if k in metrics), None)
+    """exact_match, else the first score of the entry's metrics."""
+    scores = [k for k, v in metrics.items() if isinstance(v, float)]
+    key = "exact_match" if "exact_match" in scores else next(iter(scores), None)
     return f"{key} {metrics[key]:.3f}" if key else "-"
 
 
@@ -259,7 +253,7 @@ def _info(args) -> int:
           f"{e['task']} {e['level']}, objective {e['objective']}")
     print(f"repo:      {e['repo_id']} @ {e['revision'] or '(no pinned revision)'}"
           f" ({'published' if e['published'] else 'not published'})")
-    print(f"metrics:   " + ", ".join(f"{k} {v}" for k, v in e["metrics"].items()))
+    print("metrics:   " + ", ".join(f"{k} {v}" for k, v in e["metrics"].items()))
     print(f"corpus:    {e['corpus']['command']}")
     print(f"training:  {e['train_command']}")
     for file, digest in e["files"].items():
@@ -277,7 +271,7 @@ def _fetch_card(e: dict) -> str:
     try:
         return Path(hf_hub_download(e["repo_id"], "README.md", revision=e["revision"])).read_text(encoding="utf-8")
     except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as err:
-        raise UsageError(f"cannot fetch the card of {e['repo_id']}: {first_line(err)}") from None
+        raise ExternalError(f"cannot fetch the card of {e['repo_id']}: {first_line(err)}") from err
 
 
 def _download(args) -> int:
@@ -309,7 +303,7 @@ def _serve(args) -> int:
         print(f"zoo: serving {server.hub_dir} at {server.url} (Ctrl-C stops)")
         print(f"export HF_ENDPOINT={server.url}", flush=True)
         server.process.wait()
-        raise UsageError(f"olah stopped unexpectedly (exit status {server.process.returncode})")
+        raise ExternalError(f"olah stopped unexpectedly (exit status {server.process.returncode})")
     except KeyboardInterrupt:
         print("zoo: stopped", file=sys.stderr)
         return 0
@@ -324,7 +318,7 @@ def _interrupt(signum, frame):
 
 
 def _register(args) -> int:
-    entry = entry_from_folder(args.folder, args.name, args.repo_id, args.corpus, args.revision, args.published)
+    entry = entry_from_folder(args.folder, args.name, args.repo_id, args.revision, args.published)
     before = read_registry(args.registry)
     entries = [e for e in before if e["name"] != args.name]
     file = write_registry([*entries, entry], args.registry)

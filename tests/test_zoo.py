@@ -22,8 +22,9 @@ import pytest
 from huggingface_hub import DatasetCard, ModelCard
 
 from cards import hub, zoo
-from multmath.cli import main as multmath_gen
+from cards.errors import IntegrityError
 from train.cli import train_main
+from train.manifest import RunManifest
 
 pytest.importorskip("olah")
 
@@ -55,11 +56,9 @@ def root(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def folders(root):
-    """A small corpus and a tiny checkpoint trained on it."""
-    corpus, run = root / "mm", root / "ck"
-    assert multmath_gen(["--digits", "2x2", "-n", "300", "--num-valid", "20", "--num-test", "20", "--seed", "1",
-                         "--out", str(corpus)]) == 0
+def folders(root, corpora):
+    """A small corpus (the session's multmath 2x2) and a tiny checkpoint trained on it."""
+    corpus, run = corpora / "mm", root / "ck"
     assert train_main(["--data", str(corpus), "--preset", "tiny", "--max-steps", "3", "--batch-size", "8",
                        "--eval-samples", "4", "--no-progress", "--out", str(run)]) == 0
     return corpus, run
@@ -77,7 +76,7 @@ def hub_dir(root, folders):
 @pytest.fixture(scope="module")
 def registry(root, folders):
     corpus, run = folders
-    entry = zoo.entry_from_folder(run, "tiny-test", "org/tiny", corpus=corpus, revision="v1", published=True)
+    entry = zoo.entry_from_folder(run, "tiny-test", "org/tiny", revision="v1", published=True)
     return zoo.write_registry([entry], root / "zoo.json")
 
 
@@ -150,8 +149,19 @@ def test_cards_parse_back_with_hub_card_data_classes(folders, registry):
     assert results == {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)}
     entry = zoo.read_registry(registry)[0]
     assert {k: v for k, v in entry["metrics"].items() if k not in ("split", "n")} == results
-    assert f"{entry['parameters']:,}" in ModelCard.load(run / "README.md").text
+    assert entry["parameters"] == model.interp_zoo["parameters"]["total"]
     assert entry["files"] == {"model.safetensors": zoo.sha256(run / "model.safetensors")}
+
+
+def test_registry_entry_comes_from_the_run_manifest(folders, registry):
+    corpus, run = folders
+    entry, manifest = zoo.read_registry(registry)[0], RunManifest.from_folder(run)
+    assert (entry["task"], entry["level"], entry["preset"], entry["objective"]) == ("multmath", "2x2", "tiny", "sft")
+    assert entry["corpus"] == {"config": "2x2", "command": manifest.corpus_command}
+    assert entry["corpus"]["command"] == "multmath-gen --digits 2x2 -n 800 --num-valid 40 --num-test 40 --out mm"
+    train = shlex.split(entry["train_command"])
+    assert train[train.index("--data") + 1] == "mm" and train[train.index("--out") + 1] == "tiny-test"
+    assert entry["architecture"] == manifest.architecture and entry["parameters"] == manifest.parameters["total"]
 
 
 def test_packaged_registry_agrees_with_its_commands(capsys):
@@ -171,9 +181,10 @@ def test_packaged_registry_agrees_with_its_commands(capsys):
     assert all(e["name"] in table for e in entries)
 
 
-def test_list_filters_and_info(registry, capsys):
+def test_list_filters_and_info(registry, tmp_path, capsys):
     assert zoo.main(["--registry", str(registry), "list", "--task", "multmath", "--level", "2x2", "--size", "tiny"]) == 0
-    assert "tiny-test" in capsys.readouterr().out
+    listed = capsys.readouterr().out
+    assert "tiny-test" in listed and "exact_match " in listed
     assert zoo.main(["--registry", str(registry), "list", "--task", "tinysql"]) == 0
     assert "tiny-test" not in capsys.readouterr().out
     assert zoo.main(["--registry", str(registry), "info", "tiny-test"]) == 0
@@ -181,16 +192,38 @@ def test_list_filters_and_info(registry, capsys):
     assert "org/tiny @ v1 (published)" in out and zoo.read_registry(registry)[0]["files"]["model.safetensors"] in out
 
 
+def test_headline_is_exact_match_else_the_first_score(tmp_path, capsys):
+    entry = {"name": "m", "task": "mcq", "level": "level1", "objective": "sft", "preset": "tiny", "parameters": 1e5,
+             "published": False, "metrics": {"split": "test", "n": 8, "label_accuracy": 0.5, "gold_probability": 0.4}}
+    zoo.write_registry([entry], tmp_path / "zoo.json")
+    assert zoo.main(["--registry", str(tmp_path / "zoo.json"), "list"]) == 0
+    assert "label_accuracy 0.500" in capsys.readouterr().out
+
+
 def test_register_reads_the_entry_from_the_run(folders, tmp_path, capsys):
     corpus, run = folders
     reg = tmp_path / "zoo.json"
-    args = ["--registry", str(reg), "register", str(run), "--name", "x", "--repo-id", "org/x", "--corpus", str(corpus)]
+    args = ["--registry", str(reg), "register", str(run), "--name", "x", "--repo-id", "org/x"]
     assert zoo.main(args) == 0 and zoo.main(args) == 0
     assert capsys.readouterr().out.splitlines()[1].startswith("zoo: replaced x")
     assert [e["name"] for e in zoo.read_registry(reg)] == ["x"] and not zoo.read_registry(reg)[0]["published"]
     assert zoo.main([*args, "--published"]) == 2  # a published entry needs a pinned revision
-    assert zoo.main([*args[:-2], "--corpus", str(tmp_path)]) == 2
+    assert zoo.main(["--registry", str(reg), "register", str(corpus), "--name", "x", "--repo-id", "org/x"]) == 2
     assert len(capsys.readouterr().err.splitlines()) == 2
+
+
+def test_a_corrupt_registry_is_an_integrity_error(tmp_path, capsys):
+    (tmp_path / "zoo.json").write_text('{"entries": []}')
+    with pytest.raises(IntegrityError, match="is not a zoo registry"):
+        zoo.read_registry(tmp_path / "zoo.json")
+    assert zoo.main(["--registry", str(tmp_path / "zoo.json"), "list"]) == 2
+    assert capsys.readouterr().err.startswith("zoo: error: registry ")
+
+
+def test_the_hub_module_loads_without_torch():
+    check = "import sys, cards.hub, cards.zoo; assert 'torch' not in sys.modules, 'torch'"
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
 
 
 def test_unknown_name_is_one_line_with_the_closest_names(registry, capsys):

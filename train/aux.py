@@ -8,7 +8,8 @@ the mean squared error over heads, digits and examples; the trainer adds λ time
 The targets are divided by `scale`, the root mean square of ĉ over the training set (ĉ grows with
 the problem size; λ, which the paper does not publish, then means the same at every size): a head
 predicts ĉ_k / scale. Defaults: the first two heads of the last layer, λ = 1. The heads and the
-scale are saved next to the model as `aux_heads.safetensors`.
+scale are saved next to the model as `aux_heads.safetensors` (by the `aux` objective,
+`train.objectives`). `targets` gives a micro-batch the read positions and the targets.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import math
 
 import torch
 from torch import nn
+
+from cards.errors import UsageError
 
 
 def output_projection(model, layer: int) -> nn.Module:
@@ -51,6 +54,7 @@ class AuxHeads(nn.Module):
         bound = 1 / math.sqrt(self.dim)
         self.weight = nn.Parameter(torch.empty(len(heads), self.dim).uniform_(-bound, bound))
         self.register_buffer("scale", torch.tensor(float(scale)))
+        self.scale_value = float(scale)  # as computed (the buffer holds it in float32)
         self.captured: torch.Tensor | None = None
         self.hook = output_projection(model, layer).register_forward_pre_hook(self._capture)
 
@@ -65,7 +69,34 @@ class AuxHeads(nn.Module):
         read = per_head.gather(1, index)  # [B, digits, H, d]
         return (read.float() * self.weight.float()).sum(-1)
 
-    def loss(self, positions: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Mean squared error of the predictions over heads and the real (unmasked) digits."""
-        error = (self.predict(positions) - targets[:, :, None] / self.scale) ** 2
-        return error[mask].mean()
+    def loss(self, aux_positions: torch.Tensor, aux_targets: torch.Tensor, aux_mask: torch.Tensor) -> torch.Tensor:
+        """Mean squared error of the predictions over heads and the real (unmasked) digits (the arguments are
+        the micro-batch's `targets`)."""
+        error = (self.predict(aux_positions) - aux_targets[:, :, None] / self.scale) ** 2
+        return error[aux_mask].mean()
+
+
+def check_digit_tokens(data) -> None:
+    """The aux loss needs each answer digit to be one token (one running sum per digit token)."""
+    for i in range(len(data)):
+        tokens = len(data.answer[i]) - data.digits_at[i] - 1
+        if tokens != len(data.running_sums[i]):
+            raise UsageError("--objective aux needs a tokenizer with one token per answer digit; this one "
+                             f"writes {len(data.running_sums[i])} digits in {tokens} tokens")
+
+
+def targets(data, indices: list[int]) -> dict[str, torch.Tensor]:
+    """For the examples `indices` of an encoded split (`train.data.Encoded`, without its CoT): the positions
+    that predict each answer digit, the running sums there, and which of them are real (not padding)."""
+    positions = []
+    for i in indices:
+        first = len(data.prompt[i]) + len(data.cot[i]) + data.digits_at[i]
+        positions.append([first + k - 1 for k in range(len(data.running_sums[i]))])
+    sums = [data.running_sums[i] for i in indices]
+    n = max(len(p) for p in positions)
+    pos = torch.zeros((len(positions), n), dtype=torch.long)
+    tgt = torch.zeros((len(positions), n), dtype=torch.float32)
+    mask = torch.zeros((len(positions), n), dtype=torch.bool)
+    for j, (p, t) in enumerate(zip(positions, sums)):
+        pos[j, :len(p)], tgt[j, :len(t)], mask[j, :len(p)] = torch.tensor(p), torch.tensor(t, dtype=torch.float32), True
+    return {"aux_positions": pos, "aux_targets": tgt, "aux_mask": mask}

@@ -1,14 +1,18 @@
-"""Corpora in, token batches out: loading a corpus, telling its kind, turning records into
+"""Corpora in, token batches out: opening a corpus with its training view, turning records into
 (prompt, CoT, answer) token ids, and batching them with little padding.
 
-A record becomes three pieces of text (`pieces`), tokenised separately and concatenated:
+How a corpus trains is recorded, not guessed: the `interp_zoo` metadata of its card names the
+generator that wrote it (`cards.card.read_corpus_metadata`), and that generator's `view`
+(`cards.generator.TrainingView`) splits every record into three pieces of text. A corpus whose
+card records no generator trains as generic text through the base view when it has `prompt` and
+`completion` columns; anything else is refused (`open_corpus`).
 
-- TinySQL: the `prompt` (ending `### Response: `) and the SQL `completion`;
-- multmath: `A * B ||`, ` COT` and ` #### C` (the answer digits, least-significant first);
-- MCQ: the `prompt` (ending `Answer:`) and the continuation ` L` of the gold label.
-
-The answer always ends with EOS. Labels are -100 on the prompt (and on padding): the loss is on
-the completion only. `nocot` and `aux` drop the CoT; `icot` removes its first tokens at batch time
+The pieces are tokenised separately and concatenated: the prompt with the tokenizer's special
+tokens, the chain of thought, and the answer, which ends with EOS. A view with an
+`answer_prefix` (multmath's ` ####`) has it tokenised apart from the rest of the answer, so the
+answer proper starts at the same token (`digits_at`) in every record. Labels are -100 on the
+prompt (and on padding): the loss is on the completion only. Objectives that train without the
+chain of thought drop it here (`keep_cot=False`); icot removes its first tokens at batch time
 (`collate`). Batches are grouped by length: shuffled, sorted by length within windows of 64
 batches, then the batch order is shuffled, all from (seed, epoch), so a resumed run sees the
 same batches.
@@ -22,20 +26,81 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from cards.cli import UsageError, first_line
+from cards.card import CorpusMetadata, default_config, read_corpus_metadata, with_option
+from cards.cli import first_line
+from cards.errors import IntegrityError, UsageError
+from cards.generator import TrainingView, get
 
-KINDS = {  # checked in this order: the first kind whose columns are all present wins
-    "multmath": ("prompt", "cot", "answer", "answer_digits", "running_sums"),
-    "mcq": ("prompt", "choices", "labels", "answer", "answer_label"),
-    "tinysql": ("prompt", "completion", "sql_statement", "create_statement"),
-    "text": ("prompt", "completion"),
-}
-OBJECTIVES = ("sft", "icot", "nocot", "aux")
-MULTMATH_ONLY = ("icot", "nocot", "aux")
-MARKER = " ####"  # multmath: what separates the CoT from the answer
+TEXT_COLUMNS = TrainingView.columns  # what a corpus without generator metadata needs
+
+
+@dataclass
+class Corpus:
+    """A loaded corpus and what its card records about it."""
+
+    splits: Any  # a datasets.DatasetDict
+    view: TrainingView
+    generator: str | None  # None: generic prompt/completion text
+    task: str  # in words, for the model card
+    name: str  # how cards name it: the folder's name or the Hub id (never a path of this machine)
+    config: str | None  # the config loaded (None: a corpus without metadata, loaded with its default)
+    command: str | None  # the generator command that makes it, writing to `name`
+
+    @property
+    def kind(self) -> str:
+        return self.generator or "prompt/completion text"
+
+
+def open_corpus(data: str, config: str | None = None) -> Corpus:
+    """The corpus `data` (a local folder or a Hub dataset id) with the view its card records; UsageError
+    if it cannot be loaded, or tells neither a generator nor prompt/completion columns."""
+    path = Path(data).expanduser()
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--data {data}: not a folder")
+    if not path.exists() and (data.startswith((".", "/", "~")) or data.count("/") != 1):
+        raise UsageError(f"--data {data}: no such corpus folder")
+    meta, missing_because = _metadata(data, path)
+    name = path.resolve().name if path.exists() else data
+    if meta is None:
+        splits = load_corpus(data, config)
+        _require_columns(data, splits, TEXT_COLUMNS, f"its card records no generator ({missing_because}), and "
+                                                     "a corpus without one needs")
+        return Corpus(splits, TrainingView(), None, "prompt completion", name, config, None)
+    generator = get(meta.generator)
+    config = default_config(meta, config)
+    splits = load_corpus(data, config)
+    _require_columns(data, splits, generator.view.columns, f"its card names the {meta.generator} generator, "
+                                                           "whose records have")
+    return Corpus(splits, generator.view, meta.generator, generator.task, name, config,
+                  with_option(meta.command, "--out", name))
+
+
+def _metadata(data: str, path: Path) -> tuple[CorpusMetadata | None, str]:
+    """(the corpus card's generator metadata, or None and why there is none)."""
+    folder = path
+    if not path.exists():
+        from huggingface_hub import hf_hub_download
+
+        try:
+            folder = Path(hf_hub_download(data, "README.md", repo_type="dataset")).parent
+        except Exception as err:  # offline, no such repository, no card...: all mean "no metadata to read"
+            return None, f"cannot fetch its card: {first_line(err)}"
+    try:
+        return read_corpus_metadata(folder), ""
+    except IntegrityError as err:  # no card, or one without the metadata
+        return None, str(err)
+
+
+def _require_columns(data: str, splits, needed, what: str) -> None:
+    columns = set(next(iter(splits.values())).column_names)
+    missing = [c for c in needed if c not in columns]
+    if missing:
+        raise UsageError(f"--data {data}: {what} the columns {', '.join(needed)}; it lacks {', '.join(missing)} "
+                         f"(it has: {', '.join(sorted(columns))})")
 
 
 def load_corpus(data: str, config: str | None = None):
@@ -49,10 +114,6 @@ def load_corpus(data: str, config: str | None = None):
 
     datasets.disable_progress_bars()
     path = Path(data).expanduser()
-    if path.exists() and not path.is_dir():
-        raise UsageError(f"--data {data}: not a folder")
-    if not path.exists() and (data.startswith((".", "/", "~")) or data.count("/") != 1):
-        raise UsageError(f"--data {data}: no such corpus folder")
     cache = None
     if path.exists():
         cache = tempfile.mkdtemp(prefix="zoo-data-")
@@ -60,46 +121,22 @@ def load_corpus(data: str, config: str | None = None):
     try:
         corpus = datasets.load_dataset(str(path) if path.exists() else data, config, cache_dir=cache)
     except Exception as err:  # datasets raises many kinds; all mean "cannot load this"
-        raise UsageError(f"--data {data}: cannot load it ({first_line(err)})") from None
+        raise UsageError(f"--data {data}: cannot load it ({first_line(err)})") from err
     if not isinstance(corpus, datasets.DatasetDict) or not corpus:
         raise UsageError(f"--data {data}: no splits found")
     return corpus
 
 
-def detect_kind(columns) -> str:
-    """`multmath`, `mcq`, `tinysql` or `text` (any prompt/completion corpus); UsageError otherwise."""
-    present = set(columns)
-    for kind, needed in KINDS.items():
-        if present.issuperset(needed):
-            return kind
-    raise UsageError("the corpus has none of the known column sets (multmath: prompt, cot, answer, "
-                     "answer_digits, running_sums; mcq: prompt, choices, labels, answer, answer_label; "
-                     f"tinysql or text: prompt, completion); it has: {', '.join(sorted(present))}")
-
-
-def check_objective(kind: str, objective: str) -> None:
-    if objective in MULTMATH_ONLY and kind != "multmath":
-        raise UsageError(f"--objective {objective} needs a multmath corpus (this one is {kind})")
-
-
-def pieces(record: dict, kind: str) -> tuple[str, str, str]:
-    """(prompt, cot, answer) text of a record; cot is '' except for multmath with a chain of thought."""
-    if kind == "multmath":
-        return f"{record['prompt']} ||", (f" {record['cot']}" if record["cot"] else ""), f"{MARKER} {record['answer']}"
-    if kind == "mcq":
-        return record["prompt"], "", " " + record["answer_label"]
-    return record["prompt"], "", record["completion"]
-
-
 @dataclass
 class Encoded:
-    """Token ids of a split, one list per record. `digits_at[i]` is where the answer digits start in
-    `answer[i]` (multmath only); `running_sums[i]` are the aux targets ĉ_k."""
+    """Token ids of a split, one list per record. `digits_at[i]` is where the answer proper starts in
+    `answer[i]` (after the view's answer prefix); `running_sums[i]` are the aux targets ĉ_k (None when
+    the view has none)."""
 
     prompt: list[list[int]]
     cot: list[list[int]]
     answer: list[list[int]]
-    digits_at: list[int] | None = None
+    digits_at: list[int]
     running_sums: list[list[int]] | None = None
 
     def __len__(self) -> int:
@@ -113,21 +150,23 @@ class Encoded:
         return max((len(c) for c in self.cot), default=0)
 
 
-def encode(records, kind: str, tokenizer, objective: str = "sft", max_length: int | None = None) -> tuple[Encoded, int]:
-    """Tokenise a split; returns the encoded split and how many records were dropped as too long."""
-    prompts, cots, answers = zip(*(pieces(r, kind) for r in records)) if len(records) else ((), (), ())
-    if objective in ("nocot", "aux"):
+def encode(records, view: TrainingView, tokenizer, keep_cot: bool = True,
+           max_length: int | None = None) -> tuple[Encoded, int]:
+    """Tokenise a split through its view; returns the encoded split and how many records were dropped
+    as longer than `max_length` tokens."""
+    texts, sums = [], []
+    for record in records:
+        texts.append(view.pieces(record))
+        sums.append(view.running_sums(record))
+    prompts, cots, answers = zip(*texts) if texts else ((), (), ())
+    if not keep_cot:
         cots = [""] * len(prompts)
-    prompt_ids, cot_ids = _ids(tokenizer, prompts, True), _ids(tokenizer, cots)
+    prefix = _ids(tokenizer, [view.answer_prefix])[0] if view.answer_prefix else []
+    rests = [answer[len(view.answer_prefix):] for answer in answers]
     eos = [tokenizer.eos_token_id]
-    if kind == "multmath":
-        marker = _ids(tokenizer, [MARKER])[0]
-        digits = _ids(tokenizer, [" " + r["answer"] for r in records])
-        answer_ids = [marker + d + eos for d in digits]
-        digits_at, sums = [len(marker)] * len(records), [list(r["running_sums"]) for r in records]
-    else:
-        answer_ids, digits_at, sums = [a + eos for a in _ids(tokenizer, answers)], None, None
-    enc = Encoded(prompt_ids, cot_ids, answer_ids, digits_at, sums)
+    enc = Encoded(_ids(tokenizer, prompts, True), _ids(tokenizer, cots),
+                  [prefix + rest + eos for rest in _ids(tokenizer, rests)], [len(prefix)] * len(texts),
+                  None if not sums or None in sums else [list(s) for s in sums])
     if max_length is None:
         return enc, 0
     keep = [i for i in range(len(enc)) if enc.length(i) <= max_length]
@@ -141,14 +180,6 @@ def _ids(tokenizer, texts, special: bool = False) -> list[list[int]]:
 def subset(enc: Encoded, keep: list[int]) -> Encoded:
     pick = lambda xs: None if xs is None else [xs[i] for i in keep]  # noqa: E731
     return Encoded(pick(enc.prompt), pick(enc.cot), pick(enc.answer), pick(enc.digits_at), pick(enc.running_sums))
-
-
-def check_aux(enc: Encoded) -> None:
-    """The aux loss needs each answer digit to be one token (one running sum per digit token)."""
-    for i in range(len(enc)):
-        if len(enc.answer[i]) - enc.digits_at[i] - 1 != len(enc.running_sums[i]):
-            raise UsageError("--objective aux needs a tokenizer with one token per answer digit; this one "
-                             f"writes {len(enc.running_sums[i])} digits in {len(enc.answer[i]) - enc.digits_at[i] - 1} tokens")
 
 
 def batches(lengths: list[int], batch_size: int, seed: int, epoch: int, window: int = 64) -> list[list[int]]:
@@ -171,20 +202,11 @@ def real_fraction(lengths: list[int], plan: list[list[int]]) -> float:
     return real / computed if computed else 1.0
 
 
-def collate(enc: Encoded, indices: list[int], pad_id: int, removed: list[int] | None = None,
-            aux: bool = False) -> dict[str, torch.Tensor]:
+def collate(enc: Encoded, indices: list[int], pad_id: int, removed: list[int] | None = None) -> dict[str, torch.Tensor]:
     """Right-padded input_ids, attention_mask and labels (-100 on prompt and padding) for `indices`,
-    with the first `removed[j]` CoT tokens of example j left out; with `aux`, the positions that
-    predict each answer digit and their running-sum targets."""
+    with the first `removed[j]` CoT tokens of example j left out."""
     removed = removed or [0] * len(indices)
-    rows, masks, positions, targets = [], [], [], []
-    for i, r in zip(indices, removed):
-        cot = enc.cot[i][r:]
-        rows.append((enc.prompt[i] + cot + enc.answer[i], len(enc.prompt[i])))
-        if aux:
-            first = len(enc.prompt[i]) + len(cot) + enc.digits_at[i]
-            positions.append([first + k - 1 for k in range(len(enc.running_sums[i]))])
-            targets.append(enc.running_sums[i])
+    rows = [(enc.prompt[i] + enc.cot[i][r:] + enc.answer[i], len(enc.prompt[i])) for i, r in zip(indices, removed)]
     width = max(len(ids) for ids, _ in rows)
     input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     labels = torch.full((len(rows), width), -100, dtype=torch.long)
@@ -193,17 +215,4 @@ def collate(enc: Encoded, indices: list[int], pad_id: int, removed: list[int] | 
         input_ids[j, :len(ids)] = torch.tensor(ids)
         labels[j, prompt_len:len(ids)] = input_ids[j, prompt_len:len(ids)]
         attention[j, :len(ids)] = 1
-    batch = {"input_ids": input_ids, "attention_mask": attention, "labels": labels}
-    if aux:
-        batch.update(_aux_targets(positions, targets))
-    return batch
-
-
-def _aux_targets(positions: list[list[int]], targets: list[list[int]]) -> dict[str, torch.Tensor]:
-    n = max(len(p) for p in positions)
-    pos = torch.zeros((len(positions), n), dtype=torch.long)
-    tgt = torch.zeros((len(positions), n), dtype=torch.float32)
-    mask = torch.zeros((len(positions), n), dtype=torch.bool)
-    for j, (p, t) in enumerate(zip(positions, targets)):
-        pos[j, :len(p)], tgt[j, :len(t)], mask[j, :len(p)] = torch.tensor(p), torch.tensor(t, dtype=torch.float32), True
-    return {"aux_positions": pos, "aux_targets": tgt, "aux_mask": mask}
+    return {"input_ids": input_ids, "attention_mask": attention, "labels": labels}

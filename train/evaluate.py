@@ -1,16 +1,12 @@
-"""Evaluation of a causal LM on a split of any corpus kind: greedy decoding and each kind's metrics.
+"""Evaluation of a causal LM on a split of any corpus, through the corpus's training view.
 
-The model sees the prompt exactly as in training (`data.pieces`) and decodes greedily until EOS.
-Every kind reports `exact_match`:
-
-- TinySQL (and plain prompt/completion corpora): the completion equals the gold after stripping
-  spaces at the ends; TinySQL adds the TinySQL scorer's `normalized` and `execution` match.
-- multmath: the digits after the last `####` equal the answer (a model that still writes part of
-  its CoT is scored on its answer, like the ICoT scorer); `digit_accuracy` is the share of answer
-  digits right in place and `digit_accuracy_by_position` gives it per digit c_0, c_1, ...
-- MCQ: the decoded label equals the gold label; `label_accuracy` is the argmax of the options'
-  log-likelihoods (` A`, ` B`, ...) and `gold_probability` the mean probability of the gold
-  label, normalised over the options.
+The model sees the prompt exactly as in training (`view.pieces`) and decodes greedily until EOS.
+Every corpus reports `exact_match`: the share of records whose completion, as the view reads it
+(`view.answer`), equals the view's gold (`view.gold`); the view adds its own metrics
+(`view.metrics`: TinySQL's normalized and execution match, multmath's per-digit accuracy...).
+When the view offers likelihood-scored choices (`view.choices`, multiple choice), `label_accuracy`
+is the share of records whose gold continuation is the most likely one, and `gold_probability`
+the mean probability of the gold continuation, normalised over the choices.
 
 Prompts are batched by exact token length, so no padding is ever fed to the model.
 """
@@ -23,11 +19,11 @@ import torch
 from tqdm.auto import tqdm
 from transformers import GenerationConfig
 
-from train.data import MARKER, pieces
+from cards.generator import TrainingView
 
 
 @torch.no_grad()
-def evaluate(model, tokenizer, records, kind: str, batch_size: int = 64, progress: bool = True,
+def evaluate(model, tokenizer, records, view: TrainingView, batch_size: int = 64, progress: bool = True,
              outputs: list | None = None) -> dict:
     """Metrics of `model` on `records` (a list of dicts or a datasets split); the greedy completions
     are appended to `outputs` when it is given."""
@@ -35,18 +31,18 @@ def evaluate(model, tokenizer, records, kind: str, batch_size: int = 64, progres
     if not records:
         return {"n": 0}
     model.eval()
-    completions = generate(model, tokenizer, records, kind, batch_size, progress)
+    completions = generate(model, tokenizer, records, view, batch_size, progress)
     if outputs is not None:
         outputs.extend(completions)
-    metrics = {"n": len(records), **score(records, completions, kind)}
-    if kind == "mcq":
-        metrics.update(label_scores(model, tokenizer, records, batch_size, progress))
+    metrics = {"n": len(records), **score(records, completions, view)}
+    if view.choices(records[0]) is not None:
+        metrics.update(choice_scores(model, tokenizer, records, view, batch_size, progress))
     return metrics
 
 
-def generate(model, tokenizer, records, kind: str, batch_size: int, progress: bool) -> list[str]:
+def generate(model, tokenizer, records, view: TrainingView, batch_size: int, progress: bool) -> list[str]:
     """The greedy completion of every record's prompt, decoded without special tokens."""
-    texts = [pieces(r, kind) for r in records]
+    texts = [view.pieces(r) for r in records]
     prompts = tokenizer([p for p, _, _ in texts])["input_ids"]
     gold = tokenizer([c + a for _, c, a in texts], add_special_tokens=False)["input_ids"]
     config = GenerationConfig(max_new_tokens=max(map(len, gold)) + 8, do_sample=False,
@@ -62,76 +58,33 @@ def generate(model, tokenizer, records, kind: str, batch_size: int, progress: bo
     return outputs
 
 
-def gold(record: dict, kind: str) -> str:
-    """What exact match compares a completion with: the answer digits, the label or the completion."""
-    if kind == "multmath":
-        return record["answer"].replace(" ", "")
-    return record["answer_label"] if kind == "mcq" else record["completion"].strip()
+def score(records, outputs: list[str], view: TrainingView) -> dict:
+    """Exact match plus the view's own metrics."""
+    exact = _mean(view.answer(o) == view.gold(r) for r, o in zip(records, outputs))
+    return {"exact_match": exact, **view.metrics(records, outputs)}
 
 
-def answer(output: str, kind: str) -> str:
-    """The part of a completion that exact match reads."""
-    return answer_digits(output) if kind == "multmath" else output.strip()
-
-
-def prediction_rows(records, outputs: list[str], kind: str) -> list[dict]:
+def prediction_rows(records, outputs: list[str], view: TrainingView) -> list[dict]:
     """One row per record: its id, the completion, the gold and whether they match exactly."""
-    return [{"id": r.get("id", n), "prediction": o.strip(), "gold": gold(r, kind),
-             "correct": answer(o, kind) == gold(r, kind)} for n, (r, o) in enumerate(zip(records, outputs))]
-
-
-def score(records, outputs: list[str], kind: str) -> dict:
-    """Exact match plus the kind's own metrics."""
-    if kind == "multmath":
-        return _multmath(records, outputs)
-    metrics = {"exact_match": _mean(answer(o, kind) == gold(r, kind) for r, o in zip(records, outputs))}
-    if kind == "mcq":
-        return metrics
-    if kind == "tinysql":
-        from tinysql.score import score_one
-
-        scores = [score_one(r["sql_statement"], o.strip(), r["create_statement"], r.get("dialect") or "sqlite")
-                  for r, o in zip(records, outputs)]
-        metrics["normalized_match"] = _mean(s["normalized"] for s in scores)
-        metrics["execution_match"] = _mean(s["execution"] for s in scores)
-    return metrics
-
-
-def answer_digits(output: str) -> str:
-    """The digits after the last `####` of a multmath completion ('' if there is none)."""
-    marker = MARKER.strip()
-    if marker not in output:
-        return ""
-    return "".join(ch for ch in output.rsplit(marker, 1)[1] if ch.isdigit())
-
-
-def _multmath(records, outputs: list[str]) -> dict:
-    width = max(len(r["answer_digits"]) for r in records)
-    right, total, exact = [0] * width, [0] * width, 0
-    for record, output in zip(records, outputs):
-        expected, got = gold(record, "multmath"), answer_digits(output)
-        exact += got == expected
-        for k, digit in enumerate(expected):
-            total[k] += 1
-            right[k] += k < len(got) and got[k] == digit
-    return {"exact_match": exact / len(records),
-            "digit_accuracy": sum(right) / sum(total),
-            "digit_accuracy_by_position": [r / t for r, t in zip(right, total) if t]}
+    return [{"id": r.get("id", n), "prediction": o.strip(), "gold": view.gold(r),
+             "correct": view.answer(o) == view.gold(r)} for n, (r, o) in enumerate(zip(records, outputs))]
 
 
 @torch.no_grad()
-def label_scores(model, tokenizer, records, batch_size: int, progress: bool) -> dict:
-    """MCQ: accuracy of the most likely label and mean probability of the gold one among the options."""
-    rows, owners = [], []  # one row per (record, option): prompt + continuation ids, continuation length
+def choice_scores(model, tokenizer, records, view: TrainingView, batch_size: int, progress: bool) -> dict:
+    """Accuracy of the most likely choice and mean probability of the gold one among the choices."""
+    rows, owners, golds = [], [], []  # one row per (record, choice): prompt + continuation ids, continuation length
     for n, record in enumerate(records):
-        prompt = tokenizer(record["prompt"])["input_ids"]
-        for label in record["labels"]:
-            cont = tokenizer(" " + label, add_special_tokens=False)["input_ids"]
+        prompt = tokenizer(view.pieces(record)[0])["input_ids"]
+        continuations, gold = view.choices(record)
+        golds.append(gold)
+        for text in continuations:
+            cont = tokenizer(text, add_special_tokens=False)["input_ids"]
             rows.append((prompt + cont, len(cont)))
             owners.append(n)
     scores = [0.0] * len(rows)
     device = next(model.parameters()).device
-    for group in tqdm(_by_length([r for r, _ in rows], batch_size), desc="label scores", disable=not progress,
+    for group in tqdm(_by_length([r for r, _ in rows], batch_size), desc="choice scores", disable=not progress,
                       leave=False):
         ids = torch.tensor([rows[i][0] for i in group], device=device)
         logprobs = model(input_ids=ids).logits.float().log_softmax(-1)
@@ -143,10 +96,10 @@ def label_scores(model, tokenizer, records, batch_size: int, progress: bool) -> 
     for owner, value in zip(owners, scores):
         per_record[owner].append(value)
     correct, gold_prob = [], []
-    for n, record in enumerate(records):
+    for n, gold in enumerate(golds):
         options = torch.tensor(per_record[n])
-        correct.append(int(options.argmax()) == record["answer"])
-        gold_prob.append(float(options.softmax(0)[record["answer"]]))
+        correct.append(int(options.argmax()) == gold)
+        gold_prob.append(float(options.softmax(0)[gold]))
     return {"label_accuracy": _mean(correct), "gold_probability": _mean(gold_prob)}
 
 

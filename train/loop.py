@@ -1,23 +1,23 @@
 """The training loop, on accelerate: devices, mixed precision, DDP/FSDP, checkpoints and resume.
 
 Optimizer step `s` is a pure function of (seed, s): its micro-batches are those of
-`data.batches(seed, epoch)` at fixed positions, and the ICoT removal smoothing is seeded by
-(seed, s). A checkpoint (`accelerator.save_state`: model, optimizer, scheduler, RNG states) plus
-the step number is therefore all a resumed run needs to end with the same weights as an
-uninterrupted one. Gradient accumulation, clipping, the LR schedule (`transformers.get_scheduler`)
-and the ICoT optimizer resets live here too. Logs: JSON lines in `log.jsonl`, a tqdm bar with the
-loss and tokens/s, and TensorBoard events under `runs/` when asked.
+`data.batches(seed, epoch)` at fixed positions, built by the objective (`train.objectives`,
+whose ICoT removal smoothing is seeded by (seed, s)). A checkpoint (`accelerator.save_state`:
+model, optimizer, scheduler, RNG states) plus the step number is therefore all a resumed run
+needs to end with the same weights as an uninterrupted one. Gradient accumulation, clipping, the
+LR schedule (`transformers.get_scheduler`) and the optimizer resets an objective asks for live
+here; `Trainable` adds an objective's extra loss to the LM loss. Logs: JSON lines in
+`log.jsonl` (the loss, its parts and the objective's own values), a tqdm bar with the loss and
+tokens/s, and TensorBoard events under `runs/` when asked.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import time
 from collections import defaultdict
 from contextlib import nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -28,54 +28,27 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
-from train import icot
-from train.aux import AuxHeads
-from train.data import Encoded, batches, collate
-
-CHECKPOINTS = "checkpoints"
+from train.config import RunConfig
+from train.data import Encoded, batches
+from train.manifest import CHECKPOINTS
 
 
-@dataclass
-class Settings:
-    """Everything the loop needs besides the model and the data."""
+class Trainable(nn.Module):
+    """The causal LM and, for an objective with an extra loss, the module that computes it (`extra`, e.g.
+    the aux heads): forward returns the loss to minimise and its detached parts for the log."""
 
-    objective: str = "sft"
-    batch_size: int = 32
-    grad_accum: int = 1
-    lr: float = 1e-3
-    weight_decay: float = 0.01
-    warmup_steps: int = 0
-    schedule: str = "linear"
-    max_grad_norm: float = 1.0
-    precision: str = "auto"
-    seed: int = 0
-    epochs: int = 1
-    max_steps: int | None = None
-    save_every: int | None = None
-    eval_every: int | None = None
-    log_every: int = 10
-    icot_per_epoch: int = 8
-    icot_lambda: float = 4.0
-    aux_weight: float = 1.0
-    tensorboard: bool = False
-    progress: bool = True
-
-
-class Objective(nn.Module):
-    """The causal LM and, for `aux`, its regression heads: forward returns (loss, LM loss, aux loss)."""
-
-    def __init__(self, model, aux: AuxHeads | None = None, aux_weight: float = 0.0):
+    def __init__(self, model, extra: nn.Module | None = None, weight: float = 0.0, name: str = "extra"):
         super().__init__()
-        self.model, self.aux, self.aux_weight = model, aux, aux_weight
+        self.model, self.extra, self.extra_weight, self.part = model, extra, weight, f"{name}_loss"
         if getattr(model, "loss_type", None) is None:  # GPT-2's class name hides it: same loss, minus a warning
             model.loss_type = "ForCausalLM"
 
-    def forward(self, input_ids, attention_mask, labels, aux_positions=None, aux_targets=None, aux_mask=None):
+    def forward(self, input_ids, attention_mask, labels, **extra_inputs):
         lm = self.model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
-        if self.aux is None:
-            return lm, lm.detach(), torch.zeros((), device=lm.device)
-        aux = self.aux.loss(aux_positions, aux_targets, aux_mask)
-        return lm + self.aux_weight * aux, lm.detach(), aux.detach()
+        if self.extra is None:
+            return lm, {"lm_loss": lm.detach()}
+        extra = self.extra.loss(**extra_inputs)
+        return lm + self.extra_weight * extra, {"lm_loss": lm.detach(), self.part: extra.detach()}
 
 
 def mixed_precision(choice: str) -> str:
@@ -85,46 +58,33 @@ def mixed_precision(choice: str) -> str:
     return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
 
 
-def steps_per_epoch(examples: int, s: Settings, world: int = 1) -> int:
-    """Optimizer steps per epoch: the epoch's batches (the last one may be short) shared by the processes."""
-    return math.ceil(examples / s.batch_size) // world // s.grad_accum
-
-
-def total_steps(examples: int, s: Settings, world: int = 1) -> int:
-    return s.max_steps or s.epochs * steps_per_epoch(examples, s, world)
-
-
-def micro_batches(data: Encoded, s: Settings, step: int, per_epoch: int, world: int, rank: int, pad_id: int,
+def micro_batches(data: Encoded, c: RunConfig, step: int, per_epoch: int, world: int, rank: int, pad_id: int,
                   plans: dict) -> list[dict]:
     """The micro-batches this process computes at optimizer step `step` (a pure function of the step)."""
     epoch, within = divmod(step, per_epoch)
     if epoch not in plans:
         plans.clear()
-        plans[epoch] = batches([data.length(i) for i in range(len(data))], s.batch_size, s.seed, epoch)
-    plan, out = plans[epoch], []
-    for j in range(s.grad_accum):
-        indices = plan[(within * s.grad_accum + j) * world + rank]
-        removed = None
-        if s.objective == "icot":
-            removed = icot.removals(step, per_epoch, s.icot_per_epoch, s.icot_lambda, data.max_cot, len(indices),
-                                    s.seed, j * world + rank)
-        out.append(collate(data, indices, pad_id, removed, aux=s.objective == "aux"))
-    return out
+        plans[epoch] = batches([data.length(i) for i in range(len(data))], c.batch_size, c.seed, epoch)
+    plan = plans[epoch]
+    return [c.objective.micro_batch(data, plan[(within * c.grad_accum + j) * world + rank], pad_id, step, per_epoch,
+                                    c.seed, j * world + rank) for j in range(c.grad_accum)]
 
 
-def train(objective: Objective, data: Encoded, s: Settings, out: Path, pad_id: int, fingerprint: dict,
+def train(trainable: Trainable, data: Encoded, s: RunConfig, out: Path, pad_id: int, fingerprint: dict,
           evaluate: Callable[[nn.Module], dict] | None = None, resume_from: Path | None = None) -> dict:
-    """Train; returns the state dicts of the LM and of the aux heads, and a summary of the run."""
+    """Train with the settings `s` (resolved: `RunConfig.resolved`); returns the state dicts of the LM and of
+    the objective's extra module, and a summary of the run."""
     accelerator = Accelerator(mixed_precision=mixed_precision(s.precision), cpu=not torch.cuda.is_available())
     set_seed(s.seed)
     world, rank = accelerator.num_processes, accelerator.process_index
-    per_epoch = steps_per_epoch(len(data), s, world)
+    per_epoch = s.steps_per_epoch(len(data), world)
     if per_epoch == 0:
-        raise ValueError("the training split is smaller than one optimizer step")  # the command line checks this
-    steps = total_steps(len(data), s, world)
-    optimizer = torch.optim.AdamW(param_groups(objective, s.weight_decay), lr=s.lr)
+        raise ValueError("the training split is smaller than one optimizer step")  # RunConfig.resolved checks this
+    steps = s.total_steps(len(data), world)
+    objective = s.objective
+    optimizer = torch.optim.AdamW(param_groups(trainable, s.weight_decay), lr=s.lr)
     scheduler = get_scheduler(s.schedule, optimizer, num_warmup_steps=s.warmup_steps, num_training_steps=steps)
-    module, optimizer = accelerator.prepare(objective, optimizer)
+    module, optimizer = accelerator.prepare(trainable, optimizer)
     accelerator.register_for_checkpointing(scheduler)
     start = 0
     if resume_from is not None:
@@ -139,18 +99,18 @@ def train(objective: Objective, data: Encoded, s: Settings, out: Path, pad_id: i
     began, tokens, sums, timer = time.time(), 0, defaultdict(float), time.perf_counter()
     module.train()
     for step in range(start, steps):
-        if s.objective == "icot" and icot.resets_at(step, per_epoch, s.icot_per_epoch, data.max_cot):
+        if objective.resets_optimizer(step, per_epoch, data):
             optimizer.optimizer.state.clear()  # same as re-creating AdamW: fresh moments, same LR schedule
         for j, batch in enumerate(micro_batches(data, s, step, per_epoch, world, rank, pad_id, plans)):
             tokens += int(batch["attention_mask"].sum()) * world
             batch = {k: v.to(accelerator.device, non_blocking=True) for k, v in batch.items()}
             last = j == s.grad_accum - 1
             with accelerator.no_sync(module) if not last else nullcontext():
-                loss, lm, aux = module(**batch)
+                loss, parts = module(**batch)
                 accelerator.backward(loss / s.grad_accum)
             sums["loss"] += loss.detach() / s.grad_accum
-            sums["lm_loss"] += lm / s.grad_accum
-            sums["aux_loss"] += aux / s.grad_accum
+            for key, value in parts.items():
+                sums[key] += value / s.grad_accum
         sums["grad_norm"] += accelerator.clip_grad_norm_(module.parameters(), s.max_grad_norm).detach()
         optimizer.step()
         scheduler.step()
@@ -161,11 +121,8 @@ def train(objective: Objective, data: Encoded, s: Settings, out: Path, pad_id: i
             elapsed = time.perf_counter() - timer
             entry = {"step": done, "epoch": round(done / per_epoch, 4), "lr": scheduler.get_last_lr()[0],
                      "tokens_per_s": round(tokens / elapsed, 1),
-                     **{k: float(v) / (done - log.last_step) for k, v in sums.items()}}
-            if s.objective != "aux":
-                entry.pop("aux_loss")
-            if s.objective == "icot":
-                entry["cot_removed"] = min(icot.scheduled(step, per_epoch, s.icot_per_epoch), data.max_cot)
+                     **{k: float(v) / (done - log.last_step) for k, v in sums.items()},
+                     **objective.log(step, per_epoch, data)}
             log.write(entry)
             bar.set_postfix(loss=f"{entry['loss']:.4f}", tok_s=f"{entry['tokens_per_s']:.0f}")
             tokens, sums, timer = 0, defaultdict(float), time.perf_counter()
@@ -183,8 +140,8 @@ def train(objective: Objective, data: Encoded, s: Settings, out: Path, pad_id: i
     accelerator.wait_for_everyone()
     state = accelerator.get_state_dict(module)
     lm_state = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
-    aux_state = {k[len("aux."):]: v for k, v in state.items() if k.startswith("aux.")}
-    return {"lm_state": lm_state, "aux_state": aux_state, "steps": steps, "steps_per_epoch": per_epoch,
+    extra_state = {k[len("extra."):]: v for k, v in state.items() if k.startswith("extra.")}
+    return {"lm_state": lm_state, "extra_state": extra_state, "steps": steps, "steps_per_epoch": per_epoch,
             "seconds": time.time() - began, "main": accelerator.is_main_process, "processes": world,
             "mixed_precision": accelerator.mixed_precision, "device": str(accelerator.device)}
 

@@ -1,10 +1,11 @@
 """The Hub-ready folder a run ends with: weights, config, generation config, tokenizer,
-`metrics.json`, `training_args.json`, `curve.png` and the `README.md` model card.
+`metrics.json`, `curve.png` and the `README.md` model card (the manifest, `training_args.json`,
+is `train.manifest`'s).
 
 Weights go through `save_pretrained` (safetensors, sharded above 2 GB), so
 `AutoModelForCausalLM.from_pretrained(folder)` and `AutoTokenizer.from_pretrained(folder)` load
-them. The aux regression heads, when there are any, are saved beside them as
-`aux_heads.safetensors` (not part of the model).
+them. An objective's own files (the aux regression heads) are the objective's to save
+(`train.objectives`). The model card is filled from the manifest (`write_card`).
 """
 
 from __future__ import annotations
@@ -15,23 +16,17 @@ from pathlib import Path
 from transformers import GenerationConfig
 
 from cards.model_card import ModelDescription, model_card
+from train.manifest import RunManifest
 
 SHARD = "2GB"
 
 
-def save_model(out: Path, model, tokenizer, lm_state: dict, aux_state: dict, aux_meta: dict | None = None,
-               max_new_tokens: int | None = None) -> None:
+def save_model(out: Path, model, tokenizer, lm_state: dict, max_new_tokens: int | None = None) -> None:
     model.generation_config = GenerationConfig(
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id, do_sample=False, max_new_tokens=max_new_tokens)
     model.save_pretrained(out, state_dict=lm_state, max_shard_size=SHARD)
     tokenizer.save_pretrained(out)
-    if aux_state:
-        from safetensors.torch import save_file
-
-        tensors = {k: v.detach().float().cpu().contiguous() for k, v in aux_state.items()}
-        save_file(tensors, str(out / "aux_heads.safetensors"),
-                  metadata={k: json.dumps(v) for k, v in (aux_meta or {}).items()})
 
 
 def write_json(path: Path, value) -> None:
@@ -58,5 +53,12 @@ def plot(out: Path, log: list[dict]) -> None:
     plt.close(fig)
 
 
-def write_card(out: Path, description: ModelDescription) -> None:
-    (out / "README.md").write_text(model_card(description), encoding="utf-8")
+def write_card(out: Path, m: RunManifest, metrics: dict, task: str, levels: list) -> None:
+    """README.md: the model card of the run described by `m`, with its final `metrics`."""
+    name, c = out.resolve().name, m.config
+    (out / "README.md").write_text(model_card(ModelDescription(
+        name=name, dataset=m.corpus, dataset_config=m.corpus_config, task=task, split=m.eval_split or "none",
+        objective=c.objective.name, objective_text=c.objective.text, metrics=metrics, parameters=m.parameters,
+        architecture=m.architecture, command=m.command, hardware=m.hardware,
+        seconds=m.seconds, steps=m.steps, generator=m.generator, base_model=c.base, preset=c.preset, levels=levels,
+        training=c.card_table(), corpus_command=m.corpus_command)), encoding="utf-8")

@@ -11,17 +11,17 @@ wide, 14 query and 2 key/value heads) and `1b` is Llama-3.2-1B (16 layers, 2048 
 8 key/value heads). Their vocabulary is the one of the tokenizer trained on the corpus, so the
 embedding matrices (and the total count) are smaller than the originals'; `parameter_counts` gives
 the exact numbers written in the model card. Dropout is off everywhere: runs are reproducible and
-resumable bit for bit.
+resumable bit for bit. Each preset also carries the peak learning rate a run uses unless it is
+given one (`BASE_LR` when fine-tuning a `--base` model). Importing this module loads neither torch
+nor transformers (the run settings, `train.config`, read the preset names from it).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-import torch
-from transformers import AutoModelForCausalLM, GPT2Config, GPTNeoConfig, LlamaConfig, Qwen2Config
-
 ARCHS = ("gpt2", "gpt-neo", "llama", "qwen2")
+BASE_LR = 2e-5  # the default peak learning rate when fine-tuning a --base model
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ class Shape:
     mlp: int
     context: int
     arch: str  # the family used when --arch is not given
+    lr: float  # the default peak learning rate
     kv_heads: int | None = None  # grouped-query attention (llama, qwen2); None = as many as heads
     tied: bool = True  # input and output embeddings share one matrix
     rope_theta: float = 10_000.0
@@ -41,12 +42,12 @@ class Shape:
 
 
 PRESETS = {
-    "tiny": Shape(layers=2, hidden=64, heads=4, mlp=256, context=512, arch="gpt2"),
-    "nano": Shape(layers=2, hidden=256, heads=4, mlp=1024, context=1024, arch="llama"),
-    "33m": Shape(layers=4, hidden=768, heads=16, mlp=3072, context=2048, arch="gpt-neo"),
-    "0.5b": Shape(layers=24, hidden=896, heads=14, kv_heads=2, mlp=4864, context=32768, arch="qwen2",
+    "tiny": Shape(layers=2, hidden=64, heads=4, mlp=256, context=512, arch="gpt2", lr=1e-3),
+    "nano": Shape(layers=2, hidden=256, heads=4, mlp=1024, context=1024, arch="llama", lr=1e-3),
+    "33m": Shape(layers=4, hidden=768, heads=16, mlp=3072, context=2048, arch="gpt-neo", lr=6e-4),
+    "0.5b": Shape(layers=24, hidden=896, heads=14, kv_heads=2, mlp=4864, context=32768, arch="qwen2", lr=3e-4,
                   rope_theta=1_000_000.0, norm_eps=1e-6),
-    "1b": Shape(layers=16, hidden=2048, heads=32, kv_heads=8, mlp=8192, context=131072, arch="llama",
+    "1b": Shape(layers=16, hidden=2048, heads=32, kv_heads=8, mlp=8192, context=131072, arch="llama", lr=3e-4,
                 rope_theta=500_000.0, norm_eps=1e-5, llama3_rope=True),
 }
 
@@ -67,6 +68,8 @@ def shape(preset: str, layers: int | None = None, hidden: int | None = None, hea
 
 def config(s: Shape, arch: str, vocab_size: int, bos: int, eos: int, pad: int):
     """The transformers config of shape `s` built in family `arch`."""
+    from transformers import GPT2Config, GPTNeoConfig, LlamaConfig, Qwen2Config
+
     ids = dict(vocab_size=vocab_size, bos_token_id=bos, eos_token_id=eos, pad_token_id=pad,
                tie_word_embeddings=s.tied)
     if arch == "gpt2":
@@ -100,6 +103,9 @@ def _neo_attention(layers: int) -> list:
 
 def build(model_config, seed: int):
     """A freshly initialised model (the same seed gives the same weights)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
     torch.manual_seed(seed)
     return AutoModelForCausalLM.from_config(model_config, dtype=torch.float32)
 
@@ -119,6 +125,9 @@ def parameter_counts(model) -> dict[str, int]:
 
 def meta_counts(preset: str, arch: str | None = None, vocab_size: int = 4096) -> dict[str, int]:
     """Parameter counts of a preset without allocating its weights (for the card and the tests)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
     s = PRESETS[preset]
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config(s, arch or s.arch, vocab_size, 0, 0, 0))

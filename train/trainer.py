@@ -1,0 +1,216 @@
+"""One training run, from its settings to an evaluated, Hub-ready folder: `run(RunConfig)`.
+
+A run checks everything it can before it writes anything (the output folder and a resumed run's
+settings, the corpus and its view, the objective's needs, the model or base, the tokenizer, the
+objective's own checks, the step count), then trains (`train.loop`), saves the folder
+(`train.output`, and the objective's own files), reloads it with `from_pretrained`, evaluates it
+(`train.evaluate`) and writes the manifest (`train.manifest`), the metrics, the curve and the
+model card. `zoo-train` (`train.cli`) is this function behind an argument parser.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import platform
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+from accelerate import PartialState
+
+from cards.cli import first_line
+from cards.errors import UsageError
+from cards.generator import TrainingView
+from train import data, loop, output, presets
+from train.config import RunConfig
+from train.manifest import CHECKPOINTS, RESUME, RunManifest
+from train.tokenizer import ensure_pad, load_tokenizer, train_tokenizer
+
+
+def run(config: RunConfig) -> dict | None:
+    """Train, save, evaluate and describe the run `config`; returns the final metrics (None on the processes
+    of a multi-process run that do not write). A ZooError, before anything is written, for bad input."""
+    if config.tensorboard and importlib.util.find_spec("tensorboard") is None:
+        raise UsageError("--tensorboard needs the tensorboard package: pip install 'interp-zoo[tensorboard]'")
+    out = Path(config.out)
+    resume_from, resuming = check_out(out, config)
+    corpus = data.open_corpus(config.data, config.config)
+    if "train" not in corpus.splits:
+        raise UsageError(f"--data {config.data}: no train split (it has {', '.join(corpus.splits)})")
+    records = corpus.splits["train"]
+    if config.train_samples:
+        records = records.select(range(min(config.train_samples, len(records))))
+    objective = config.objective
+    objective.check(corpus.view, corpus.kind)
+    tokenizer, model, shape = build_model(config, records, corpus.view, out if resuming else None)
+    max_length = min(config.max_length, shape.context) if shape else config.max_length
+    train_set, dropped = data.encode(records, corpus.view, tokenizer, objective.keeps_cot, max_length)
+    if dropped:
+        print(f"zoo-train: note: {dropped} training records longer than {max_length} tokens left out", file=sys.stderr)
+    if not len(train_set):
+        raise UsageError("no training record fits in --max-length")
+    trainable = objective.trainable(model, train_set, config.seed)
+    # under `accelerate launch`/torchrun every process gets this far; only one writes. Without CUDA
+    # accelerate needs cpu=True to see the other processes (gloo).
+    processes = PartialState(cpu=not torch.cuda.is_available())
+    settings = config.resolved(len(train_set), processes.num_processes)
+    start_folder(processes, out, config, resuming, tokenizer)
+    result = loop.train(trainable, train_set, settings, out, tokenizer.pad_token_id, config.fingerprint(),
+                        periodic_evaluation(config, corpus, tokenizer), resume_from)
+    if not result["main"]:
+        return None
+    gold_lengths = [train_set.length(i) - len(train_set.prompt[i]) for i in range(len(train_set))]
+    output.save_model(out, model, tokenizer, result["lm_state"], max(gold_lengths) + 8)
+    objective.save(out, trainable, result["extra_state"])
+    split = pick_split(corpus.splits, config.eval_split)
+    metrics = final_evaluation(out, corpus.view, head(corpus.splits[split]) if split else [], config)
+    manifest = RunManifest(
+        config=settings, command=run_command(config, corpus.name, out), corpus=corpus.name,
+        generator=corpus.generator, corpus_config=corpus.config, corpus_command=corpus.command, eval_split=split,
+        steps=result["steps"], steps_per_epoch=result["steps_per_epoch"], seconds=round(result["seconds"], 1),
+        hardware=hardware(result["processes"]), mixed_precision=result["mixed_precision"],
+        parameters=presets.parameter_counts(model), architecture=model.config.model_type,
+        vocab_size=model.config.vocab_size)
+    finish(out, manifest, metrics, corpus)
+    if not config.keep_checkpoints:
+        shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
+    return metrics
+
+
+def check_out(out: Path, config: RunConfig) -> tuple[Path | None, bool]:
+    """(checkpoint to resume from, whether OUT already holds this run); UsageError if OUT must not be touched."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: exists and is not a folder")
+    if not out.exists() or config.overwrite:
+        return None, False
+    if not config.resume:
+        raise UsageError(f"--out {out}: already exists (pass --resume to continue its run or --overwrite to replace it)")
+    run_file = out / CHECKPOINTS / RESUME
+    if not run_file.exists():
+        raise UsageError(f"--resume: {out} holds no unfinished zoo-train run (no {CHECKPOINTS}/{RESUME})")
+    before, now = json.loads(run_file.read_text()), json.loads(json.dumps(config.fingerprint()))
+    differ = [k for k in sorted(set(before) | set(now)) if before.get(k) != now.get(k)]
+    if differ:
+        k = differ[0]
+        raise UsageError(f"--resume: {out} holds another run ({len(differ)} setting(s) differ, e.g. "
+                         f"--{k.replace('_', '-')} was {before.get(k)!r}, now {now.get(k)!r})")
+    return loop.latest_checkpoint(out), True
+
+
+def start_folder(processes, out: Path, config: RunConfig, resuming: bool, tokenizer) -> None:
+    """The first write of a run, once every check has passed: OUT (replaced with --overwrite), and what
+    a resumed run needs besides a checkpoint (the tokenizer and the settings' fingerprint)."""
+    processes.wait_for_everyone()
+    if processes.is_main_process:
+        if config.overwrite and out.exists():
+            shutil.rmtree(out)
+        (out / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
+        if not resuming:
+            tokenizer.save_pretrained(out / CHECKPOINTS / "tokenizer")
+            output.write_json(out / CHECKPOINTS / RESUME, config.fingerprint())
+    processes.wait_for_everyone()
+
+
+def build_model(config: RunConfig, records, view: TrainingView, resumed: Path | None):
+    """(tokenizer, model, preset shape or None): a new model with a tokenizer trained on the corpus (or the
+    one saved by the run being resumed), or the base model and its tokenizer."""
+    if config.base:
+        model, tokenizer = load_pretrained("--base", config.base)
+        ensure_pad(tokenizer, model)
+        return tokenizer, model, None
+    try:
+        shape = presets.shape(config.preset, config.layers, config.hidden, config.heads)
+    except ValueError as err:
+        raise UsageError(str(err)) from err
+    arch = config.arch or shape.arch
+    if arch == "qwen2" and view.digit_tokenizer:
+        raise UsageError("a qwen2 folder is loaded by AutoTokenizer as Qwen2Tokenizer, which cannot hold the "
+                         "one-token-per-digit vocabulary this corpus trains with: pass --arch llama (or gpt2)")
+    if resumed is not None:
+        tokenizer = load_tokenizer(str(resumed / CHECKPOINTS / "tokenizer"))
+    else:
+        texts = ("".join(view.pieces(r)) for r in head(records, 50_000))
+        tokenizer = train_tokenizer(texts, digits=view.digit_tokenizer, vocab_size=config.vocab_size,
+                                    qwen2=arch == "qwen2")
+    model_config = presets.config(shape, arch, len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id,
+                                  tokenizer.pad_token_id)
+    return tokenizer, presets.build(model_config, config.seed), shape
+
+
+def load_pretrained(option: str, name: str):
+    """(model, tokenizer) of a Hub id or a local folder; UsageError naming `option` if it cannot be loaded."""
+    if not Path(name).expanduser().exists() and (name.startswith((".", "/", "~")) or name.count("/") > 1):
+        raise UsageError(f"{option} {name}: no such folder")  # it can only be a local folder
+    try:
+        from transformers import AutoModelForCausalLM
+
+        return AutoModelForCausalLM.from_pretrained(name, dtype=torch.float32), load_tokenizer(name)
+    except Exception as err:  # OSError, ValueError, HTTP errors...: all mean "cannot load it"
+        raise UsageError(f"{option} {name}: cannot load it ({first_line(err)})") from err
+
+
+def periodic_evaluation(config: RunConfig, corpus: data.Corpus, tokenizer):
+    """The evaluation the loop runs every --eval-every steps on validation records, or None."""
+    split = pick_split(corpus.splits, "validation")
+    if not (split and config.eval_every):
+        return None
+    records = head(corpus.splits[split], config.eval_samples)
+
+    def evaluate(model) -> dict:
+        from train.evaluate import evaluate
+
+        return evaluate(model, tokenizer, records, corpus.view, config.eval_batch_size, False)
+
+    return evaluate
+
+
+def final_evaluation(out: Path, view: TrainingView, records: list[dict], config: RunConfig) -> dict:
+    """Reload the saved folder (as a user would) and evaluate it."""
+    if not records:
+        return {}
+    from train.evaluate import evaluate
+
+    model, tokenizer = load_pretrained("--out", str(out))
+    model.to("cuda" if torch.cuda.is_available() else "cpu")
+    return evaluate(model, tokenizer, records, view, config.eval_batch_size, config.progress)
+
+
+def finish(out: Path, manifest: RunManifest, metrics: dict, corpus: data.Corpus) -> None:
+    """metrics.json, training_args.json (the manifest), curve.png and README.md."""
+    train_split = corpus.splits["train"]
+    levels = sorted(set(train_split["level"])) if "level" in train_split.column_names else []
+    output.write_json(out / "metrics.json", {"split": manifest.eval_split, "corpus": manifest.corpus,
+                                             "config": manifest.corpus_config, **metrics})
+    manifest.write(out)
+    output.plot(out, loop.read_log(out))
+    output.write_card(out, manifest, metrics, corpus.task, levels)
+
+
+def run_command(config: RunConfig, corpus: str, out: Path) -> str:
+    """The command of the run, naming the corpus and the output folder the same way on every machine."""
+    from cards.card import with_option
+
+    return with_option(with_option(config.command(), "--data", corpus), "--out", out.resolve().name)
+
+
+def pick_split(splits, wanted: str) -> str | None:
+    for split in (wanted, "test", "validation"):
+        if split in splits and len(splits[split]):
+            return split
+    return None
+
+
+def head(split, n: int | None = None) -> list[dict]:
+    """The first n records of a split (all of them if n is None) as plain dicts."""
+    if n is not None:
+        split = split.select(range(min(n, len(split))))
+    return split.to_list()
+
+
+def hardware(processes: int) -> str:
+    if torch.cuda.is_available():
+        return f"{processes} x {torch.cuda.get_device_name(0)}"
+    return f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads, {platform.machine()})"
