@@ -39,7 +39,7 @@ class Sums(Generator):
     name = "toy-sums"
     task = "addition"
     description = "a + b, checked by recomputing the sum"
-    levels = {1: "one-digit operands", 2: "two-digit operands"}
+    levels = {1: "one-digit operands", 2: "two-digit operands", 3: "three-digit operands"}
     Options = SumOptions
     view = SumView()
 
@@ -68,7 +68,7 @@ register(Sums())
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     out = tmp_path_factory.mktemp("toy") / "sums"
-    reports = generate("toy-sums", out, levels=[1, 2], num_examples=400, seed=3)
+    reports = generate("toy-sums", out, levels=[2, 3], num_examples=400, seed=3)
     assert [r.kept for r in reports] == [400, 400]
     return out
 
@@ -88,17 +88,17 @@ def test_generates_a_folder_that_loads_and_records_its_generator(corpus):
         a, b = map(int, record["prompt"].rstrip("=").split("+"))
         assert int(record["completion"]) == a + b
     meta = read_corpus_metadata(corpus)
-    assert (meta.generator, meta.seed, meta.configs) == ("toy-sums", 3, ["level1", "level2"])
+    assert (meta.generator, meta.seed, meta.configs) == ("toy-sums", 3, ["level2", "level3"])
 
 
 def test_trains_and_evaluates_through_its_own_view(corpus, tmp_path, cli):
     out = tmp_path / "run"
-    status, stdout, err = cli(train_main, "--data", corpus, "--config", "level1", "--preset", "tiny",
+    status, stdout, err = cli(train_main, "--data", corpus, "--config", "level2", "--preset", "tiny",
                               "--max-steps", "20", "--no-progress", "--out", out)
     assert status == 0, err
     metrics = json.loads(stdout.strip().splitlines()[-1])
     assert metrics["n"] == 40 and 0 <= metrics["last_digit_match"] <= 1 and "exact_match" in metrics
-    status, stdout, err = cli(eval_main, "--model", out, "--data", corpus, "--config", "level1",
+    status, stdout, err = cli(eval_main, "--model", out, "--data", corpus, "--config", "level2",
                               "--split", "validation", "--no-progress")
     assert status == 0, err
     evaluated = json.loads(stdout)
