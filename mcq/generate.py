@@ -93,7 +93,7 @@ def load_tokenizer(name: str):
 
         return AutoTokenizer.from_pretrained(name)
     except Exception as err:  # OSError, ValueError, EnvironmentError ... all mean "cannot load"
-        raise UsageError(f"--tokenizer: cannot load {name!r}: {first_line(err)}") from None
+        raise UsageError(f"--tokenizer: cannot load {name!r}: {first_line(err)}") from err
 
 
 def verdict(source: str, facts: dict, choices: list[str], gold: int) -> str | None:

@@ -176,7 +176,7 @@ def _score_command(argv: Sequence[str] | None) -> int:
             with open(args.per_item, "w", encoding="utf-8") as out:
                 out.writelines(json.dumps(item) + "\n" for item in result["items"])
         except OSError as err:
-            raise UsageError(f"cannot write {args.per_item!r}: {first_line(err)}") from None
+            raise UsageError(f"cannot write {args.per_item!r}: {first_line(err)}") from err
     print(json.dumps({k: v for k, v in result.items() if k != "items"}))
     return 0
 
@@ -201,8 +201,8 @@ def _load_split(corpus: str, config: str | None, split: str) -> list[dict[str, A
     except Exception as err:  # datasets raises many kinds for a bad folder or split
         message = first_line(err)
         if message.lower().startswith("unknown split"):
-            raise UsageError(message) from None
-        raise UsageError(f"cannot load corpus {corpus!r} (config {config!r}, split {split!r}): {message}") from None
+            raise UsageError(message) from err
+        raise UsageError(f"cannot load corpus {corpus!r} (config {config!r}, split {split!r}): {message}") from err
     for required in ("id", "sql_statement", "create_statement"):
         if records and required not in records[0]:
             raise UsageError(f"corpus records have no {required!r} field")
@@ -214,7 +214,7 @@ def _load_predictions(path: str) -> dict[str, str]:
         with open(path, encoding="utf-8") as f:
             lines = f.readlines()
     except (OSError, UnicodeDecodeError) as err:
-        raise UsageError(f"cannot read predictions file {path!r}: {first_line(err)}") from None
+        raise UsageError(f"cannot read predictions file {path!r}: {first_line(err)}") from err
     predictions: dict[str, str] = {}
     for number, line in enumerate(lines, 1):
         if not line.strip():
