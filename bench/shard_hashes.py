@@ -3,6 +3,7 @@
     python bench/shard_hashes.py > before.tsv     # on one commit
     python bench/shard_hashes.py > after.tsv      # on another
     diff before.tsv after.tsv                     # empty: nothing a generator writes has changed
+    python bench/shard_hashes.py | diff bench/shard_hashes.tsv -   # against the ledger kept in the repo
 
 Each command runs in its own process, once with `--num-proc 1` under PYTHONHASHSEED=1 and once with
 `--num-proc 2` under PYTHONHASHSEED=2; a file whose bytes differ between the two is flagged
