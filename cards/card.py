@@ -7,6 +7,11 @@ validation table come from the build's `Report`s, never typed by hand. The YAML 
 the configs and, under `interp_zoo`, the generator's name, version, seed, command and options
 (`CorpusMetadata`): the trainer and the zoo read those back with `read_corpus_metadata`, never
 the markdown.
+
+A card names its own repository `"path/to/this/folder"` (`HERE`) in its load snippets: right for
+the folder, and `zoo publish --repo-id ORG/NAME` writes the repository id there instead
+(`for_repo`). A generator's section shows a worked example, read back from the folder with
+`example_record` (the first test record).
 """
 
 from __future__ import annotations
@@ -18,12 +23,14 @@ from importlib import resources
 from pathlib import Path
 
 import jinja2
+import pyarrow.parquet as pq
 from huggingface_hub import DatasetCard, DatasetCardData
 
 from cards.corpus import Report
 from cards.errors import IntegrityError
 
 METADATA_KEY = "interp_zoo"
+HERE = "path/to/this/folder"  # how a card names its own repository until `zoo publish` names it
 
 
 @dataclass
@@ -51,12 +58,12 @@ def dataset_card(facts, reports: list[Report], metadata: CorpusMetadata) -> str:
         configs=[_config_entry(report, i == 0) for i, report in enumerate(reports)],
         **{METADATA_KEY: recorded},
     )
-    section = jinja2.Template(facts.template or "", keep_trailing_newline=True).render(**facts.context)
+    section = jinja2.Template(facts.template or "", keep_trailing_newline=True).render(here=HERE, **facts.context)
     card = DatasetCard.from_template(
         data, template_str=_template("dataset_card.md"), facts=facts, reports=reports, metadata=metadata,
         generator_section=section, splits=list(dict.fromkeys(s for r in reports for s in r.sizes)),
         reasons=sorted({reason for r in reports for reason in r.rejected}),
-        versions=", ".join(versions(["interp-zoo", *facts.packages])))
+        versions=", ".join(versions(["interp-zoo", *facts.packages])), here=HERE)
     return card.content.rstrip("\n") + "\n"
 
 
@@ -74,6 +81,30 @@ def read_corpus_metadata(folder: str | Path) -> CorpusMetadata:
         return CorpusMetadata(**recorded, configs=[c["config_name"] for c in configs])
     except (TypeError, KeyError) as err:
         raise IntegrityError(f"{path}: malformed {METADATA_KEY} metadata ({err})") from err
+
+
+def for_repo(text: str, repo_id: str) -> str:
+    """A card as published at `repo_id`: its load snippets name the repository instead of the folder."""
+    return text.replace(f'"{HERE}"', f'"{repo_id}"')
+
+
+def levels_name(levels: list) -> str:
+    """'level 3' or 'levels 1, 2, 4', for a card's title."""
+    return ("level " if len(levels) == 1 else "levels ") + ", ".join(map(str, levels))
+
+
+def example_record(folder: str | Path, reports: list[Report]) -> dict | None:
+    """The worked example of a card: the first record of the first config's test split (else of its
+    validation or train split), read from the folder's parquet files, as
+    `{"config": ..., "split": ..., "record": {...}}`; None for an empty corpus."""
+    config = reports[0].name if reports else None
+    for split in ("test", "validation", "train"):
+        files = sorted((Path(folder) / "data" / str(config)).glob(f"{split}-*.parquet")) if config else []
+        for file in files:
+            for batch in pq.ParquetFile(file).iter_batches(batch_size=1):
+                if batch.num_rows:
+                    return {"config": config, "split": split, "record": batch.to_pylist()[0]}
+    return None
 
 
 def default_config(meta: CorpusMetadata, wanted: str | None = None) -> str:

@@ -1,8 +1,9 @@
 """Command-line conventions shared by every console script of the project.
 
 Bad input is one line on stderr and exit status 2, never a traceback. `Parser` makes argparse
-follow that rule, library code raises the errors of `cards.errors`, and `run` turns any of them
-into that line and status (with `INTERP_ZOO_TRACEBACK=1`, the full traceback as well).
+follow that rule (and `refuse_empty` refuses an option given as the empty string), library code
+raises the errors of `cards.errors`, and `run` turns any of them into that line and status (with
+`INTERP_ZOO_TRACEBACK=1`, the full traceback as well); an interrupt is `prog: interrupted`, status 130.
 """
 
 from __future__ import annotations
@@ -27,6 +28,13 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         raise UsageError(message)
+
+
+def refuse_empty(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """UsageError for an option given as the empty string (`--out ""` must not quietly mean the default)."""
+    for action in parser._actions:
+        if action.option_strings and getattr(args, action.dest, None) == "":
+            raise UsageError(f"{action.option_strings[-1]}: expected a value, got an empty string")
 
 
 def first_line(err: Exception) -> str:

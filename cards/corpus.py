@@ -3,10 +3,12 @@
 A generator supplies, per configuration, a function `make(index) -> Candidate` that is a pure
 function of the index: its randomness comes from `item_rng(seed, generator, config, index)`, a
 hash of all four, so items are random-access and neighbouring seeds share nothing. `build` runs
-`make` over consecutive indices on `num_proc` workers, consumes the results strictly in index order
-(so the output does not depend on the worker count), drops rejected candidates and duplicate
-prompts, assigns each leakage group (e.g. normalised label + schema) to exactly one split, and
-streams the kept records into a Hub-ready folder.
+`make` over consecutive indices on worker processes (at most `num_proc`, the CPU count and the chunks
+the configuration needs: `workers`), consumes the results strictly in index order (so the output
+does not depend on the worker count), drops rejected candidates and duplicate prompts, assigns each
+leakage group (e.g. normalised label + schema) to exactly one split, and streams the kept records
+into a Hub-ready folder (`cards.dataset_folder`). An interrupt (SIGINT, SIGTERM) terminates and
+joins the workers and removes the unfinished folder.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from __future__ import annotations
 import collections
 import contextlib
 import hashlib
+import math
 import multiprocessing
+import os
 import random
 import signal
 from dataclasses import dataclass, field
@@ -25,7 +29,7 @@ import pyarrow as pa
 from tqdm.auto import tqdm
 
 from cards.errors import UsageError
-from cards.dataset_folder import DatasetFolder, check_target
+from cards.dataset_folder import INTERRUPTS, DatasetFolder, signals_blocked
 
 SPLITS = ("train", "validation", "test")
 SPLIT_FRACTIONS = {"train": 0.8, "validation": 0.1, "test": 0.1}  # the default split of -n examples
@@ -112,7 +116,6 @@ def build(
 ) -> list[Report]:
     """Generate every configuration into the Hub-ready folder `out`, atomically. `finish(folder, reports)`
     may write more files into the (still temporary) folder and returns the text of its README.md card."""
-    check_target(Path(out), overwrite)
     for config in configs:  # an empty split is left out: a declared split must have data to load
         config.sizes = {split: size for split, size in config.sizes.items() if size > 0}
         if not config.sizes:
@@ -200,12 +203,19 @@ def _choose_split(group_hash: int, filled: dict[str, int], targets: dict[str, in
 _worker: tuple[Callable[[int], Candidate], pa.Schema] | None = None
 
 
+def workers(num_proc: int, total: int, chunk: int) -> int:
+    """The worker processes for `total` items in chunks of `chunk`: at most `num_proc`, the CPU count and
+    the chunks needed (one worker means no pool: the items are made in this process)."""
+    return max(1, min(num_proc, os.cpu_count() or 1, math.ceil(total / chunk)))
+
+
 def _init_worker(make: Callable[[int], Candidate], schema: pa.Schema, in_pool: bool = False) -> None:
     global _worker
     _worker = (make, schema)
-    if in_pool:  # the main process handles interrupts and ends the pool quietly
+    if in_pool:  # the main process handles interrupts and ends the pool; SIGTERM ends a worker
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, INTERRUPTS)  # held while the pool forked
 
 
 def _run_chunk(bounds: tuple[int, int]) -> _Chunk:
@@ -223,15 +233,24 @@ def _run_chunk(bounds: tuple[int, int]) -> _Chunk:
 def _chunks(config: Config, schema: pa.Schema, num_proc: int) -> Iterator[_Chunk]:
     """The chunks of indices 0, 1, 2, ... in order, computed by `num_proc` workers."""
     bounds = ((start, start + config.chunk) for start in range(0, 1 << 62, config.chunk))
+    num_proc = workers(num_proc, sum(config.sizes.values()), config.chunk)
     if num_proc <= 1:
         _init_worker(config.make, schema)
         for chunk_bounds in bounds:
             yield _run_chunk(chunk_bounds)
         return
-    context = multiprocessing.get_context("fork")
-    with context.Pool(num_proc, initializer=_init_worker, initargs=(config.make, schema, True)) as pool:
+    pool = None
+    try:
+        with signals_blocked():  # an interrupt while forking would leave workers behind
+            pool = multiprocessing.get_context("fork").Pool(num_proc, initializer=_init_worker,
+                                                            initargs=(config.make, schema, True))
         in_flight = collections.deque(pool.apply_async(_run_chunk, (next(bounds),)) for _ in range(num_proc * 3))
         while True:
             chunk = in_flight.popleft().get()
             in_flight.append(pool.apply_async(_run_chunk, (next(bounds),)))
             yield chunk
+    finally:  # done, failed or interrupted: no worker outlives the build
+        if pool is not None:
+            with signals_blocked():
+                pool.terminate()
+                pool.join()

@@ -1,15 +1,27 @@
-"""A Hub-ready dataset folder, written atomically.
+"""A Hub-ready dataset folder, written atomically, and the rules for where one may be written.
 
 Layout: `data/<config>/<split>-<fingerprint>-NNNNN-of-NNNNN.parquet` plus a `README.md` (the dataset
-card, whose YAML header declares the configs). The fingerprint is a hash of the configuration's
-parquet bytes: `datasets.load_dataset(<folder>)` caches a local folder by the file patterns its card
-declares, not by the files, so without it a corpus regenerated into the same folder would be read
-back from the stale cache. Everything is written into a hidden temporary folder beside the target
-and renamed into place at the end, so an interrupted run leaves no half-written output.
+card, whose YAML header declares the configs; multmath also writes `icot/`). The fingerprint is a
+hash of the configuration's parquet bytes: `datasets.load_dataset(<folder>)` caches a local folder by
+the file patterns its card declares, not by the files, so without it a corpus regenerated into the
+same folder would be read back from the stale cache.
+
+Everything is written into a hidden temporary folder `.OUT.tmp-PID-XXXX` beside the target and
+renamed into place at the end, so an interrupted run leaves no half-written output; SIGTERM and
+SIGINT end a run as `KeyboardInterrupt`, which removes that folder. A run that could not clean up
+(SIGKILL, power loss) leaves it behind: the next run to the same target removes every
+`.OUT.tmp-PID-*` and `.OUT.old-PID` folder whose process PID is gone, and nothing else.
+
+`check_target` decides, before any work, whether a target may be written (symlinks resolved): never
+the root, the home folder, the current folder or a folder above it; an existing folder only with
+overwrite, and only when it is empty or a corpus folder this project wrote (`replaceable`: a card
+with `interp_zoo` metadata and nothing but `data/*.parquet` and `icot/*.txt` beside it); and only
+where the temporary folder can actually be created.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import os
@@ -22,52 +34,122 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from cards.errors import UsageError
+from cards.errors import IntegrityError, UsageError
 
 ROWS_PER_SHARD = 250_000
 ROWS_PER_GROUP = 10_000
+CORPUS_CONTENTS = {"README.md": None, "data": ".parquet", "icot": ".txt"}  # entry: None (a file) or its files' suffix
+INTERRUPTS = {signal.SIGINT, signal.SIGTERM}
 
 
-def check_target(out: Path, overwrite: bool) -> None:
-    """Refuse, before any work, an output folder that exists (without overwrite) or can't be made."""
-    if out.exists() and not overwrite:
+def check_target(out: str | Path, overwrite: bool) -> Path:
+    """Refuse (UsageError), before any work, an output folder that may not be written; return its real path."""
+    if str(out) == "":
+        raise UsageError("output folder: expected a path, got an empty string")
+    target, cwd, home = Path(out).resolve(), Path.cwd().resolve(), Path.home().resolve()
+    if target == home or target == cwd or target in cwd.parents:
+        what = "the home folder" if target == home else "the current folder" if target == cwd else \
+            "a folder above the current one"
+        raise UsageError(f"refusing to write a corpus to {out}: {target} is {what}")
+    if target.exists() and not overwrite:
         raise UsageError(f"output folder {out} already exists (pass --overwrite to replace it)")
-    if out.exists() and not out.is_dir():
+    if target.exists() and not target.is_dir():
         raise UsageError(f"output path {out} exists and is not a folder")
-    parent = out.resolve().parent
-    if not parent.is_dir():
-        raise UsageError(f"cannot create {out}: folder {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise UsageError(f"cannot create {out}: folder {parent} is not writable")
+    if target.exists():
+        why = replaceable(target)
+        if why:
+            raise UsageError(f"refusing to replace {out}: {why}")
+    if not target.parent.is_dir():
+        raise UsageError(f"cannot create {out}: folder {target.parent} does not exist")
+    try:
+        os.rmdir(_make_temp(target))  # the one sure test that the folder can be made there
+    except OSError as err:
+        raise UsageError(f"cannot create {out} in {target.parent}: {err.strerror or err}") from None
+    return target
+
+
+def replaceable(folder: Path) -> str | None:
+    """Why --overwrite may not replace `folder`, or None when it may: it is empty, or it is a corpus folder
+    this project wrote (README.md card with `interp_zoo` metadata, and only what a generator writes)."""
+    from cards.card import read_corpus_metadata  # cards.card imports this module (through cards.corpus)
+
+    entries = sorted(folder.iterdir())
+    if not entries:
+        return None
+    for entry in entries:
+        if entry.name not in CORPUS_CONTENTS or entry.is_symlink() or \
+                entry.is_dir() != (CORPUS_CONTENTS[entry.name] is not None):
+            return f"it holds {entry.name}, which no generator of this project writes"
+        for path in entry.rglob("*") if entry.is_dir() else ():
+            if path.is_symlink() or not (path.is_dir() or path.suffix == CORPUS_CONTENTS[entry.name]):
+                return f"it holds {path.relative_to(folder)}, which no generator of this project writes"
+    try:
+        read_corpus_metadata(folder)
+    except IntegrityError:
+        return "its README.md records no interp_zoo generator (not a corpus folder this project wrote)"
+    return None
+
+
+@contextlib.contextmanager
+def signals_blocked():
+    """Hold SIGINT and SIGTERM while the block runs (cleanup, forking workers); a held one arrives after it."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, INTERRUPTS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def remove_stale(target: Path) -> None:
+    """Remove the temporary and trash folders beside `target` left by runs whose process is gone."""
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.(?:tmp-(\d+)-\w+|old-(\d+))")
+    for entry in target.parent.iterdir():
+        match = pattern.fullmatch(entry.name)
+        if match and entry.is_dir() and not entry.is_symlink() and not _alive(int(match[1] or match[2])):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _make_temp(target: Path) -> Path:
+    return Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
 
 
 class DatasetFolder:
     """Context manager: a temporary folder that becomes `out` only if the block succeeds."""
 
     def __init__(self, out: str | Path, overwrite: bool = False):
-        self.out = Path(out)
+        self.out = check_target(out, overwrite)  # the real path: a symlink to a corpus is followed, not replaced
         self.overwrite = overwrite
-        check_target(self.out, overwrite)
 
     def __enter__(self) -> "DatasetFolder":
-        parent = self.out.resolve().parent
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.tmp-", dir=parent))
+        remove_stale(self.out)
+        self.tmp = _make_temp(self.out)
         self._old_sigterm = signal.signal(signal.SIGTERM, _raise_interrupt)
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        signal.signal(signal.SIGTERM, self._old_sigterm)
-        if exc_type is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            return
-        os.chmod(self.tmp, 0o755)
-        if self.out.exists():
-            trash = self.out.with_name(f".{self.out.name}.old-{os.getpid()}")
-            os.rename(self.out, trash)
-            os.rename(self.tmp, self.out)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.rename(self.tmp, self.out)
+        with signals_blocked():  # a second interrupt must not stop the cleanup or the swap halfway
+            signal.signal(signal.SIGTERM, self._old_sigterm)
+            if exc_type is not None:
+                shutil.rmtree(self.tmp, ignore_errors=True)
+                return
+            os.chmod(self.tmp, 0o755)
+            if self.out.exists():
+                trash = self.out.with_name(f".{self.out.name}.old-{os.getpid()}")
+                os.rename(self.out, trash)
+                os.rename(self.tmp, self.out)
+                shutil.rmtree(trash, ignore_errors=True)
+            else:
+                os.rename(self.tmp, self.out)
 
     def split_writer(self, config: str, split: str, rows: int, schema: pa.Schema) -> "SplitWriter":
         return SplitWriter(self.tmp / "data" / config, split, rows, schema)

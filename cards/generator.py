@@ -15,8 +15,13 @@ project needs to know about a corpus:
 - `view`: its *training view* (`TrainingView`): how a record splits into prompt, chain of thought
   and answer, what exact match compares, and its own metrics.
 
-`command_main(generator)` is the whole console script: the common options (`--level`, `-n`,
-`--seed`, `--out`, `--overwrite`, `--num-proc`) plus the generator's own (`add_arguments`).
+`command_main(generator)` is the whole console script: the common options (`--level`; `-n`, the
+examples per level in all, split 80/10/10 unless `--num-train`/`--num-valid`/`--num-test` give a
+split's exact count; `--seed`, `--out`, `--overwrite`, `--num-proc`) plus the generator's own
+(`add_arguments`). Before any work it refuses, as one-line errors: an option given as an empty
+string, more than `max_examples` examples per configuration (and whatever `check` refuses), and an
+output folder `cards.dataset_folder.check_target` refuses (`--overwrite` replaces only an empty
+folder or a corpus folder this project wrote).
 Python callers use `generate(name, out, ...)`; `get(name)` looks a generator up; `register`
 adds one (a test, a plugin) without touching any other file.
 """
@@ -35,8 +40,9 @@ from typing import Any, ClassVar, Sequence
 
 import pyarrow as pa
 
-from cards.cli import Parser, parse_levels, positive_int, run
-from cards.corpus import SPLIT_FRACTIONS, Candidate, Config, Report, build, split_sizes, summary
+from cards.cli import Parser, non_negative_int, parse_levels, positive_int, refuse_empty, run
+from cards.corpus import SPLIT_FRACTIONS, SPLITS, Candidate, Config, Report, build, split_sizes, summary
+from cards.dataset_folder import check_target
 from cards.errors import UsageError
 
 BUILTIN = {"tinysql": "tinysql.generator", "multmath": "multmath.generator", "mcq": "mcq.generator"}
@@ -109,6 +115,7 @@ class Generator:
     Options: ClassVar[type]
     view: ClassVar[TrainingView] = TrainingView()
     chunk: ClassVar[int] = 128  # indices per work unit of the corpus core
+    max_examples: ClassVar[int] = 10_000_000  # the most examples one configuration may ask for
 
     # -- the corpus --
     def make_item(self, options, level, index: int) -> Candidate:
@@ -159,14 +166,20 @@ class Generator:
         parser.add_argument("--level", default=str(min(self.levels)),
                             help=f"level {min(self.levels)}-{max(self.levels)}, a range like 1-4, or a list like "
                                  f"1,3 (default {min(self.levels)}); several levels give one config each")
-        parser.add_argument("-n", "--num-examples", type=positive_int, default=10_000,
-                            help="examples per level, split 80/10/10 into train/validation/test (default 10000)")
+        parser.add_argument("-n", "--num-examples", type=positive_int, default=10_000, metavar="N",
+                            help="examples per level in all, split 80/10/10 into train/validation/test (default "
+                                 f"10000, at most {self.max_examples:,})")
+        for flag, split in zip(("--num-train", "--num-valid", "--num-test"), SPLITS):
+            parser.add_argument(flag, type=non_negative_int, metavar="N",
+                                help=f"exactly N {split} examples per level, instead of its share of -n")
 
     def levels_from(self, args: argparse.Namespace) -> list:
         return parse_levels(args.level, min(self.levels), max(self.levels))
 
     def sizes_from(self, args: argparse.Namespace) -> dict[str, int]:
-        return split_sizes(args.num_examples, SPLIT_FRACTIONS)
+        shares = split_sizes(args.num_examples, SPLIT_FRACTIONS)
+        given = dict(zip(SPLITS, (args.num_train, args.num_valid, args.num_test)))
+        return {split: shares[split] if given[split] is None else given[split] for split in SPLITS}
 
     def default_out(self, args: argparse.Namespace, levels: list) -> str:
         return f"{self.name}-level{args.level.replace(',', '_')}"
@@ -225,10 +238,14 @@ def generate(generator: str | Generator, out: str | Path, levels: list | None = 
 
 def write(gen: Generator, out: str | Path, options, levels: list, sizes: dict[str, int], num_proc: int,
           overwrite: bool, command: str) -> list[Report]:
-    """Build the corpus folder and its card."""
+    """Build the corpus folder and its card; every request that cannot be met is refused before any work."""
     from cards.card import CorpusMetadata, dataset_card
 
+    if sum(sizes.values()) > gen.max_examples:
+        raise UsageError(f"{sum(sizes.values()):,} examples per configuration asked for; {gen.name} makes at most "
+                         f"{gen.max_examples:,} per configuration")
     gen.check(options, levels, sizes)
+    check_target(out, overwrite)
     gen.prepare(options, levels, num_proc)
     metadata = CorpusMetadata(gen.name, gen.version, options.seed, command, _option_values(options))
 
@@ -245,9 +262,12 @@ def command_parser(gen: Generator) -> Parser:
     gen.add_size_arguments(p)
     p.add_argument("--seed", type=int, default=0, help="random seed; same seed and options, same bytes (default 0)")
     p.add_argument("--out", help="output folder (default: named after the levels)")
-    p.add_argument("--overwrite", action="store_true", help="replace the output folder if it exists")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the output folder if it exists and is empty or a corpus folder this project wrote "
+                        "(never the current, home or a parent folder)")
     p.add_argument("--num-proc", type=positive_int, default=1,
-                   help="worker processes (default 1); the output does not depend on it")
+                   help="worker processes (default 1), at most the number of CPUs and the chunks of work asked "
+                        "for; the output does not depend on it")
     gen.add_arguments(p)
     return p
 
@@ -257,7 +277,9 @@ def command_main(gen: Generator, argv: Sequence[str] | None = None) -> int:
     prog = f"{gen.name}-gen"
 
     def main(argv: Sequence[str] | None) -> int:
-        args = command_parser(gen).parse_args(argv)
+        parser = command_parser(gen)
+        args = parser.parse_args(argv)
+        refuse_empty(parser, args)
         levels = gen.levels_from(args)
         out = args.out or gen.default_out(args, levels)
         reports = write(gen, out, gen.options_from(args), levels, gen.sizes_from(args), args.num_proc,

@@ -7,6 +7,12 @@ task from the corpus's generator, the objective's description from the objective
 table from the run's settings, the commands, hardware and wall time from the run. The YAML holds
 the model-index results and, under `interp_zoo`, the facts a program may want back (generator,
 objective, commands, parameter counts, training settings).
+
+The card shows the prompt format when the trainer hands over a worked example (`worked_example`:
+one test prompt exactly as the model reads it, and the completion it was trained to write) and a
+quickstart that loads the model, prompts it and decodes greedily. Like a dataset card, it names
+its own repository `"path/to/this/folder"` until `zoo publish` writes the repository id there;
+`for_repo` also names the corpus by its Hub id when one is given (`zoo publish --dataset-repo-id`).
 """
 
 from __future__ import annotations
@@ -15,7 +21,8 @@ from dataclasses import dataclass, field
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from cards.card import METADATA_KEY, package_template, versions
+from cards.card import HERE, METADATA_KEY, package_template, versions
+from cards.card import for_repo as _named_for_repo
 
 METRIC_NAMES = {  # how the card names a metric (any other is named by its key)
     "exact_match": "exact match",
@@ -52,6 +59,15 @@ class ModelDescription:
     levels: list = field(default_factory=list)
     training: dict = field(default_factory=dict)
     corpus_command: str | None = None  # the generator command that makes the corpus, if it is known
+    example: dict | None = None  # {"prompt", "completion"}: one test prompt and its trained completion
+
+
+def worked_example(view, record: dict, keeps_cot: bool = True) -> dict:
+    """The card's prompt format, from one record through the corpus's training view
+    (`cards.generator.TrainingView`): the prompt exactly as the model reads it, and what it should
+    complete (the chain of thought only if the model was trained to write it)."""
+    prompt, cot, answer = view.pieces(record)
+    return {"prompt": prompt, "completion": (cot if keeps_cot else "") + answer}
 
 
 def model_card(d: ModelDescription) -> str:
@@ -80,8 +96,25 @@ def model_card(d: ModelDescription) -> str:
         data, template_str=package_template("cards", "templates/model_card.md"), facts=d,
         scores=[(METRIC_NAMES.get(k, k), v) for k, v in scores.items()],
         by_position=d.metrics.get("digit_accuracy_by_position") or [], duration=duration(d.seconds),
-        versions=", ".join(versions(PACKAGES)))
+        versions=", ".join(versions(PACKAGES)), here=HERE,
+        prompt_literal=repr(d.example["prompt"]) if d.example else None)
     return card.content.rstrip("\n") + "\n"
+
+
+def for_repo(text: str, repo_id: str, dataset_repo_id: str | None = None) -> str:
+    """A model card as published at `repo_id`: its quickstart names the repository, and the corpus
+    (YAML `datasets`, the results' dataset, the first paragraph) is `dataset_repo_id` when given."""
+    text = _named_for_repo(text, repo_id)
+    if not dataset_repo_id:
+        return text
+    published = ModelCard(text)
+    old = (published.data.datasets or [None])[0]
+    published.data.datasets = [dataset_repo_id]
+    for result in published.data.eval_results or []:
+        result.dataset_type = result.dataset_name = dataset_repo_id
+    if old:
+        published.text = published.text.replace(f"corpus `{old}`", f"corpus `{dataset_repo_id}`", 1)
+    return published.content
 
 
 def duration(seconds: float) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from cards.card import package_template
+from cards.card import example_record, levels_name, package_template
 from cards.cli import parse_levels
 from cards.errors import UsageError
 from cards.generator import CardFacts, Generator, TrainingView, validate_choice, validate_seed
@@ -127,7 +127,7 @@ Load the result with datasets.load_dataset("<out>") or load_dataset("<out>", "le
 
     def card(self, options: Options, levels: list, reports, folder) -> CardFacts:
         return CardFacts(
-            pretty_name="Multiple-choice label binding, levels " + ", ".join(map(str, levels)),
+            pretty_name="Multiple-choice label binding, " + levels_name(levels),
             checks=facts.checks(options),
             config_notes={f"level{level}": self.levels[level] for level in levels},
             fields={k: v for k, v in facts.FIELD_DOCS.items() if options.counterfactual or not k.startswith("cf_")},
@@ -138,7 +138,8 @@ Load the result with datasets.load_dataset("<out>") or load_dataset("<out>", "le
             template=package_template("mcq", "card.md"),
             context={"positions": list(facts.POSITIONS), "gold": facts.gold_rows(folder, reports),
                      "mix_header": list(facts.MIX.values()), "mix": facts.mix_rows(folder, reports),
-                     "ladder": self.levels, "sources": {name: source.about for name, source in SOURCES.items()}},
+                     "ladder": self.levels, "sources": {name: source.about for name, source in SOURCES.items()},
+                     "example": example_record(folder, reports)},
         )
 
     # -- the command line --

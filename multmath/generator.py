@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from cards.card import package_template
+from cards.card import example_record, package_template
 from cards.cli import non_negative_int, parse_levels
 from cards.errors import UsageError
 from cards.generator import CardFacts, Generator, TrainingView, validate_choice, validate_seed
@@ -158,6 +158,7 @@ Load the result with datasets.load_dataset("<out>") or load_dataset("<out>", "5x
                 "reports": reports,
                 "levels": (LEVELS[0], LEVELS[-1]),
                 "max_digits": items.MAX_DIGITS,
+                "first": example_record(folder, reports),
             },
         )
 
@@ -170,11 +171,13 @@ Load the result with datasets.load_dataset("<out>") or load_dataset("<out>", "5x
         chosen.add_argument("--level", metavar="N",
                             help=f"level L means L×L digits, {LEVELS[0]} to {LEVELS[-1]}; a range 2-5 or list 4,6 "
                                  "gives several configurations")
-        p.add_argument("-n", "--num-train", type=non_negative_int, default=808_000,
-                       help="training examples per configuration (default: 808000)")
-        p.add_argument("--num-valid", type=non_negative_int, default=1_000,
+        p.add_argument("-n", "--num-train", type=non_negative_int, default=808_000, metavar="N",
+                       help="train examples per configuration: the train split alone, unlike -n of tinysql-gen "
+                            f"and mcq-gen (default: 808000; in all at most {self.max_examples:,} and the distinct "
+                            "problems of the size)")
+        p.add_argument("--num-valid", type=non_negative_int, default=1_000, metavar="N",
                        help="validation examples per configuration (default: 1000)")
-        p.add_argument("--num-test", type=non_negative_int, default=1_000,
+        p.add_argument("--num-test", type=non_negative_int, default=1_000, metavar="N",
                        help="test examples per configuration (default: 1000)")
 
     def add_arguments(self, p: argparse.ArgumentParser) -> None:
@@ -196,7 +199,7 @@ Load the result with datasets.load_dataset("<out>") or load_dataset("<out>", "5x
     def levels_from(self, args: argparse.Namespace) -> list:
         if args.level is not None:
             return [(level, level) for level in parse_levels(args.level, LEVELS[0], LEVELS[-1])]
-        return parse_digits(args.digits or "4x4")
+        return parse_digits("4x4" if args.digits is None else args.digits)
 
     def sizes_from(self, args: argparse.Namespace) -> dict[str, int]:
         return {"train": args.num_train, "validation": args.num_valid, "test": args.num_test}

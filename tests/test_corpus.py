@@ -116,14 +116,18 @@ def test_too_many_asked_fails_cleanly(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-def test_existing_folder_needs_overwrite(tmp_path):
+def test_existing_folder_needs_overwrite_and_must_be_a_corpus(tmp_path):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "keep.txt").write_text("x")
     with pytest.raises(UsageError, match="exists"):
         toy_build(tmp_path / "out")
-    assert (tmp_path / "out" / "keep.txt").exists()
-    toy_build(tmp_path / "out", overwrite=True)
-    assert not (tmp_path / "out" / "keep.txt").exists()
+    with pytest.raises(UsageError, match="keep.txt"):  # --overwrite replaces only what this project wrote
+        toy_build(tmp_path / "out", overwrite=True)
+    assert (tmp_path / "out" / "keep.txt").read_text() == "x"
+    (tmp_path / "out" / "keep.txt").unlink()
+    toy_build(tmp_path / "out", overwrite=True)  # an empty folder
+    toy_build(tmp_path / "out", total=300, overwrite=True)  # a corpus folder
+    assert read_corpus_metadata(tmp_path / "out").configs == ["sums"]
     assert sorted(os.listdir(tmp_path)) == ["out"]
 
 

@@ -188,6 +188,11 @@ def test_existing_out_needs_overwrite(tmp_path):
     result = run("--digits", "2x2", "-n", "10", "--num-valid", "1", "--num-test", "1", "--out", out)
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "--overwrite" in result.stderr
     assert [p.name for p in tmp_path.iterdir()] == ["out"] and (out / "keep.txt").read_text() == "mine"
-    result = run("--digits", "2x2", "-n", "10", "--num-valid", "1", "--num-test", "1", "--out", out, "--overwrite")
+    small = ("--digits", "2x2", "-n", "10", "--num-valid", "1", "--num-test", "1", "--out", out)
+    result = run(*small, "--overwrite")  # not a folder this project wrote: refused, nothing deleted
+    assert result.returncode == 2 and "keep.txt" in result.stderr and (out / "keep.txt").read_text() == "mine"
+    (out / "keep.txt").unlink()  # an empty folder may be replaced
+    assert run(*small, "--overwrite").returncode == 0
+    result = run(*small, "--overwrite")  # and so may a corpus folder it wrote
     assert result.returncode == 0, result.stderr
-    assert not (out / "keep.txt").exists() and (out / "icot" / "2_by_2_mult" / "train.txt").exists()
+    assert (out / "icot" / "2_by_2_mult" / "train.txt").exists()

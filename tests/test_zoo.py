@@ -1,12 +1,15 @@
 """The zoo end to end against a real Hub-API server: olah, started by `zoo serve` on a free loopback
 port over a temporary hub directory that `zoo publish` fills with a tiny checkpoint and a small corpus.
 Clients run in subprocesses (huggingface_hub reads HF_ENDPOINT at import) with a temporary HF_HOME;
-nothing reaches outside 127.0.0.1."""
+nothing reaches outside 127.0.0.1. Also: the registry's schema check, what `zoo download` refuses to
+verify, what a failed publish leaves untouched, and HTTP ranges through the server."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import random
 import re
 import shlex
 import shutil
@@ -15,14 +18,21 @@ import socket
 import subprocess
 import sys
 import textwrap
+import urllib.error
+import urllib.request
 from pathlib import Path
+from types import SimpleNamespace
 
 import datasets
+import huggingface_hub
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from huggingface_hub import DatasetCard, ModelCard
 
 from cards import hub, zoo
-from cards.errors import IntegrityError
+from cards.errors import IntegrityError, UsageError
+from conftest import one_line_error
 from train.cli import train_main
 from train.manifest import RunManifest
 
@@ -46,6 +56,8 @@ CLIENT = textwrap.dedent("""
     out["load"] = [type(model).__name__, sum(p.double().sum().item() for p in model.parameters())]
     corpus = datasets.load_dataset("org/mm", "2x2", cache_dir=sys.argv[1])
     out["rows"] = {split: corpus[split].to_list() for split in corpus}
+    big = datasets.load_dataset("org/big", split="train", streaming=True)  # reads the parquet footer by range
+    out["streamed"] = [row["id"] for _, row in zip(range(3), big)]
     print(json.dumps(out))
 """)
 
@@ -65,11 +77,26 @@ def folders(root, corpora):
 
 
 @pytest.fixture(scope="module")
-def hub_dir(root, folders):
+def big(root):
+    """A corpus whose one parquet file (6 MB, incompressible) is larger than a streaming reader's block."""
+    folder = root / "big"
+    (folder / "data").mkdir(parents=True)
+    rng = random.Random(0)
+    table = pa.table({"id": list(range(3000)), "blob": [rng.randbytes(2000) for _ in range(3000)]})
+    pq.write_table(table, folder / "data" / "train-00000-of-00001.parquet", row_group_size=500)
+    (folder / "README.md").write_text("---\nconfigs:\n- config_name: default\n  data_files:\n  - split: train\n"
+                                      "    path: data/train-*\n---\n# big\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def hub_dir(root, folders, big):
     corpus, run = folders
     hub_dir = root / "hub"
-    assert zoo.main(["publish", str(run), "--repo-id", "org/tiny", "--hub-dir", str(hub_dir), "--tag", "v1"]) == 0
+    assert zoo.main(["publish", str(run), "--repo-id", "org/tiny", "--hub-dir", str(hub_dir), "--tag", "v1",
+                     "--dataset-repo-id", "org/mm"]) == 0
     assert zoo.main(["publish", str(corpus), "--repo-id", "org/mm", "--hub-dir", str(hub_dir), "--tag", "v1"]) == 0
+    assert zoo.main(["publish", str(big), "--repo-id", "org/big", "--hub-dir", str(hub_dir)]) == 0
     return hub_dir
 
 
@@ -185,17 +212,27 @@ def test_list_filters_and_info(registry, tmp_path, capsys):
     assert zoo.main(["--registry", str(registry), "list", "--task", "multmath", "--level", "2x2", "--size", "tiny"]) == 0
     listed = capsys.readouterr().out
     assert "tiny-test" in listed and "exact_match " in listed
-    assert zoo.main(["--registry", str(registry), "list", "--task", "tinysql"]) == 0
-    assert "tiny-test" not in capsys.readouterr().out
+    capsys.readouterr()
+    assert zoo.main(["--registry", str(registry), "list", "--task", "tinysql"]) == 2  # nothing matches
+    out, err = capsys.readouterr()
+    assert out == "" and err == "zoo: error: no checkpoint matches --task tinysql (known tasks: multmath)\n"
     assert zoo.main(["--registry", str(registry), "info", "tiny-test"]) == 0
     out = capsys.readouterr().out
     assert "org/tiny @ v1 (published)" in out and zoo.read_registry(registry)[0]["files"]["model.safetensors"] in out
 
 
+def an_entry(**changes) -> dict:
+    """A valid registry entry, with `changes`."""
+    entry = {"name": "m", "repo_id": "org/m", "revision": None, "published": False, "task": "mcq", "level": "level1",
+             "preset": "tiny", "objective": "sft", "architecture": "gpt2", "parameters": 100_000,
+             "corpus": {"config": "level1", "command": "mcq-gen --out q"}, "train_command": "zoo-train --out m",
+             "metrics": {"split": "test", "n": 8, "label_accuracy": 0.5, "gold_probability": 0.4},
+             "files": {"model.safetensors": "0" * 64}}
+    return {**entry, **changes}
+
+
 def test_headline_is_exact_match_else_the_first_score(tmp_path, capsys):
-    entry = {"name": "m", "task": "mcq", "level": "level1", "objective": "sft", "preset": "tiny", "parameters": 1e5,
-             "published": False, "metrics": {"split": "test", "n": 8, "label_accuracy": 0.5, "gold_probability": 0.4}}
-    zoo.write_registry([entry], tmp_path / "zoo.json")
+    zoo.write_registry([an_entry()], tmp_path / "zoo.json")
     assert zoo.main(["--registry", str(tmp_path / "zoo.json"), "list"]) == 0
     assert "label_accuracy 0.500" in capsys.readouterr().out
 
@@ -218,6 +255,61 @@ def test_a_corrupt_registry_is_an_integrity_error(tmp_path, capsys):
         zoo.read_registry(tmp_path / "zoo.json")
     assert zoo.main(["--registry", str(tmp_path / "zoo.json"), "list"]) == 2
     assert capsys.readouterr().err.startswith("zoo: error: registry ")
+
+
+@pytest.mark.parametrize("text, fault", [
+    ("[1, 2]", "expected an object"),
+    (json.dumps({"checkpoints": [{k: v for k, v in an_entry().items() if k != "name"}]}), "entry 0 lacks name"),
+    (json.dumps({"checkpoints": [{k: v for k, v in an_entry().items() if k != "files"}]}), "entry 0 (m) lacks files"),
+    (json.dumps({"checkpoints": [an_entry(repo_id="../../x")]}), "repo_id '../../x' is not ORG/NAME"),
+    (json.dumps({"checkpoints": [an_entry(parameters="many")]}), "parameters has the wrong type"),
+    (json.dumps({"checkpoints": [an_entry(published=True)]}), "published but names no pinned revision"),
+    (json.dumps({"checkpoints": [an_entry(files={"../dl1/model.safetensors": "0" * 64})]}), "not a plain relative"),
+    (json.dumps({"checkpoints": [an_entry(files={"/abs/model.safetensors": "0" * 64})]}), "not a plain relative"),
+    (json.dumps({"checkpoints": [an_entry(files={"sub\\model.safetensors": "0" * 64})]}), "not a plain relative"),
+    (json.dumps({"checkpoints": [an_entry(files={"model.safetensors": "abc"})]}), "not 64 hex digits"),
+])
+def test_a_malformed_registry_is_one_line(tmp_path, cli, text, fault):
+    (tmp_path / "zoo.json").write_text(text)
+    for command in (["list"], ["info", "m"], ["download", "m"]):
+        status, out, err = cli(zoo.main, "--registry", tmp_path / "zoo.json", *command)
+        assert one_line_error(status, err).startswith(f"zoo: error: registry {tmp_path / 'zoo.json'} is not a zoo registry")
+        assert fault in err and out == ""
+
+
+def test_a_registry_that_is_a_folder_is_a_usage_error(tmp_path, cli):
+    status, _, err = cli(zoo.main, "--registry", tmp_path, "list")
+    assert one_line_error(status, err) == f"zoo: error: --registry {tmp_path}: not a registry file (a folder?)\n"
+
+
+def test_verify_checks_every_weight_file_of_the_download_and_nothing_outside_it(folders, tmp_path):
+    corpus, run = folders
+    good, bad = tmp_path / "dl1", tmp_path / "dl2"
+    for folder in (good, bad):
+        folder.mkdir()
+        shutil.copy(run / "model.safetensors", folder)
+    (bad / "model.safetensors").write_bytes(b"tampered")
+    escaping = an_entry(files={"../dl1/model.safetensors": zoo.sha256(good / "model.safetensors")})
+    with pytest.raises(IntegrityError, match="not a file inside the download"):
+        zoo.verify(bad, escaping)  # the tampered weights were never checked
+    listed = an_entry(files={"model.safetensors": zoo.sha256(good / "model.safetensors")})
+    assert zoo.verify(good, listed) == good
+    shutil.copy(run / "model.safetensors", good / "extra.safetensors")
+    with pytest.raises(IntegrityError, match=r"does not list \(extra.safetensors\)"):
+        zoo.verify(good, listed)
+
+
+def test_is_published_and_info_card_answer_from_the_registry(registry, tmp_path, cli, monkeypatch):
+    def no_network(*args, **kwargs):
+        raise AssertionError("asked the Hub")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", no_network)
+    reg = zoo.write_registry([an_entry(name="draft")], tmp_path / "zoo.json")
+    assert zoo.is_published("tiny-test", registry) and not zoo.is_published("draft", reg)
+    assert not zoo.is_published("nosuch", reg) and zoo.find("nosuch", reg) is None
+    status, out, err = cli(zoo.main, "--registry", reg, "info", "draft", "--card")
+    assert one_line_error(status, err) == ("zoo: error: draft is not published (the registry marks it unpublished): "
+                                           "no card to fetch\n") and out == ""
 
 
 def test_the_hub_module_loads_without_torch():
@@ -243,7 +335,8 @@ def test_publishing_the_same_folder_again_makes_no_commit(hub_dir, folders, caps
     corpus, run = folders
     repo = hub_dir / "models" / "org" / "tiny"
     head = git(repo, "rev-parse", "HEAD")
-    assert zoo.main(["publish", str(run), "--repo-id", "org/tiny", "--hub-dir", str(hub_dir), "--tag", "v1"]) == 0
+    assert zoo.main(["publish", str(run), "--repo-id", "org/tiny", "--hub-dir", str(hub_dir), "--tag", "v1",
+                     "--dataset-repo-id", "org/mm"]) == 0
     assert "no new commit" in capsys.readouterr().out
     assert git(repo, "rev-list", "--count", "HEAD") == "1" and git(repo, "rev-parse", "v1^{commit}") == head
     assert set(git(repo, "ls-files").split()) == {str(p) for p in hub.published_files(run)}
@@ -252,14 +345,89 @@ def test_publishing_the_same_folder_again_makes_no_commit(hub_dir, folders, caps
 
 def test_bad_publish_and_serve_input_is_one_line(hub_dir, folders, tmp_path, capsys):
     corpus, run = folders
+    (tmp_path / "a-file").write_text("")
     assert zoo.main(["publish", str(tmp_path), "--repo-id", "org/x", "--hub-dir", str(hub_dir)]) == 2
     assert zoo.main(["publish", str(run), "--repo-id", "not-an-id", "--hub-dir", str(hub_dir)]) == 2
+    assert zoo.main(["publish", str(run), "--repo-id", "org/x", "--hub-dir", str(tmp_path / "a-file")]) == 2
+    assert zoo.main(["publish", str(run), "--repo-id", "org/x", "--hub-dir", str(tmp_path), "--tag", "a b"]) == 2
+    assert zoo.main(["publish", str(corpus), "--repo-id", "org/x", "--hub-dir", str(tmp_path),
+                     "--dataset-repo-id", "org/y"]) == 2  # only a checkpoint names its corpus
     assert zoo.main(["serve", str(tmp_path / "missing")]) == 2
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         assert zoo.main(["serve", str(hub_dir), "--port", str(busy.getsockname()[1])]) == 2
     lines = capsys.readouterr().err.splitlines()
-    assert len(lines) == 4 and all(line.startswith("zoo: error: ") for line in lines)
+    assert len(lines) == 7 and all(line.startswith("zoo: error: ") for line in lines)
+    assert lines[2] == f"zoo: error: --hub-dir {tmp_path / 'a-file'}: {tmp_path / 'a-file'} exists and is not a folder"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]  # nothing written
+
+
+def test_a_refused_tag_moves_nothing_and_a_tag_may_name_the_same_files(folders, tmp_path, capsys):
+    corpus, run = folders
+    repo = tmp_path / "hub" / "models" / "org" / "tiny"
+
+    def publish(folder, *options):
+        return zoo.main(["publish", str(folder), "--repo-id", "org/tiny", "--hub-dir", str(tmp_path / "hub"), *options])
+
+    assert publish(run, "--tag", "v1") == 0
+    head, files = git(repo, "rev-parse", "HEAD"), git(repo, "ls-files", "-s")
+    tampered = tmp_path / "tampered"
+    shutil.copytree(run, tampered)
+    (tampered / "model.safetensors").write_bytes(b"tampered")
+    capsys.readouterr()
+    assert publish(tampered, "--tag", "v1") == 2
+    assert capsys.readouterr().err.startswith("zoo: error: --tag v1: already names other files")
+    assert git(repo, "rev-parse", "main") == head and git(repo, "ls-files", "-s") == files  # main did not move
+    assert git(repo, "status", "--porcelain") == "" and (repo / "model.safetensors").read_bytes() != b"tampered"
+    assert publish(tampered) == 0  # main moves, v1 stays
+    assert publish(run, "--tag", "v1") == 0  # the files v1 names: accepted
+    assert git(repo, "rev-parse", "v1") == head and git(repo, "rev-parse", "main^{tree}") == git(repo, "rev-parse", "v1^{tree}")
+    assert git(repo, "rev-list", "--count", "main") == "3"
+
+
+def test_publishing_to_an_endpoint_checks_the_tag_before_writing(folders, monkeypatch):
+    corpus, run = folders
+    calls = []
+
+    def blob(path, data: bytes):  # a file as the Hub's tree lists it: its git blob id
+        return SimpleNamespace(path=path, blob_id=hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest(), lfs=None)
+
+    published = {rel.as_posix(): (corpus / rel).read_bytes() for rel in hub.published_files(corpus)}
+    published["README.md"] = hub.published_readme(corpus, "dataset", "org/mm").encode()
+    tree = [blob(".gitattributes", b"*.parquet filter=lfs\n")] + [blob(p, d) for p, d in published.items()]
+
+    class Api:
+        def __init__(self, endpoint=None, token=None):
+            self.endpoint = "http://hub.invalid"
+
+        def list_repo_refs(self, repo_id, repo_type):
+            return SimpleNamespace(tags=[SimpleNamespace(name="v1")])
+
+        def list_repo_tree(self, repo_id, revision, recursive, repo_type):
+            return tree
+
+        def __getattr__(self, name):  # create_repo, create_commit, create_tag: writes
+            return lambda *args, **kwargs: calls.append(name) or SimpleNamespace(oid="c0ffee")
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", Api)
+    assert hub.publish_to_endpoint(corpus, "org/mm", tag="v1") == "c0ffee"  # v1 names these files: no new tag
+    assert calls == ["create_repo", "create_commit"]
+    tree[-1] = blob(tree[-1].path, b"other bytes")
+    with pytest.raises(UsageError, match="--tag v1: already names other files in org/mm"):
+        hub.publish_to_endpoint(corpus, "org/mm", tag="v1")
+    assert calls == ["create_repo", "create_commit"]  # nothing written
+
+
+def test_published_cards_name_their_repositories(hub_dir, folders):
+    corpus, run = folders
+    dataset = DatasetCard(git(hub_dir / "datasets" / "org" / "mm", "show", "v1:README.md"))
+    assert 'load_dataset("org/mm", "2x2")' in dataset.text and "path/to/this/folder" not in dataset.text
+    assert 'load_dataset("path/to/this/folder", "2x2")' in (corpus / "README.md").read_text()  # the folder's own
+    model = ModelCard(git(hub_dir / "models" / "org" / "tiny", "show", "v1:README.md"))
+    assert model.data.datasets == ["org/mm"] and {r.dataset_name for r in model.data.eval_results} == {"org/mm"}
+    assert {r.dataset_type for r in model.data.eval_results} == {"org/mm"} and "corpus `org/mm`" in model.text
+    assert 'AutoModelForCausalLM.from_pretrained("org/tiny")' in model.text and "path/to/this" not in model.text
+    assert ModelCard.load(run / "README.md").data.datasets == ["mm"]
 
 
 # --- through the server --------------------------------------------------------------------------------
@@ -283,6 +451,29 @@ def test_load_dataset_through_the_server_returns_the_folder_rows(folders, client
     assert set(client["rows"]) == set(local) == {"train", "validation", "test"}
     for split in local:
         assert client["rows"][split] == local[split].to_list()
+
+
+def test_the_server_answers_range_requests(hub_dir, folders, server, client):
+    corpus, run = folders
+    file = sorted((corpus / "data" / "2x2").glob("train-*.parquet"))[0]
+    data = file.read_bytes()
+    url = f"{server}/datasets/org/mm/resolve/main/data/2x2/{file.name}"
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def get(span: str):
+        try:
+            with opener.open(urllib.request.Request(url, headers={"Range": span}), timeout=30) as answer:
+                return answer.status, answer.headers.get("Content-Range"), answer.read()
+        except urllib.error.HTTPError as err:
+            return err.code, err.headers.get("Content-Range"), b""
+
+    size = len(data)
+    assert get("bytes=-8") == (206, f"bytes {size - 8}-{size - 1}/{size}", data[-8:])
+    assert get("bytes=0-3") == (206, f"bytes 0-3/{size}", b"PAR1")
+    assert get("bytes=100-") == (206, f"bytes 100-{size - 1}/{size}", data[100:])
+    assert get(f"bytes={size}-") == (416, f"bytes */{size}", b"")
+    assert get("bytes=0-1,4-5") == (200, None, data)  # several ranges: the whole file, as a server may
+    assert client["streamed"] == [0, 1, 2]  # load_dataset(..., streaming=True) of a 6 MB parquet file
 
 
 def test_a_tampered_weight_file_is_rejected(hub_dir, folders, client_env, root, tmp_path):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from cards.card import package_template
+from cards.card import example_record, levels_name, package_template
 from cards.generator import CardFacts, Generator, TrainingView, validate_choice, validate_seed
 from tinysql import vocabulary
 from tinysql import generate as items
@@ -88,14 +88,15 @@ Load the result with datasets.load_dataset("<out>") or load_dataset("<out>", "le
 
     def card(self, options: Options, levels: list, reports, folder) -> CardFacts:
         return CardFacts(
-            pretty_name="TinySQL levels " + ", ".join(map(str, levels)),
+            pretty_name="TinySQL " + levels_name(levels),
             checks=list(checks.CHECKS) if options.validate else [],
             config_notes={f"level{level}": self.levels[level] for level in levels},
             fields=items.FIELD_DOCS,
             tags=["text-to-sql", "synthetic", "interpretability", "tinysql"],
             packages=["sqlglot", "faker", "pyarrow"],
             template=package_template("tinysql", "card.md"),
-            context={"options": options, "level_table": ladder.table(levels)},
+            context={"options": options, "level_table": ladder.table(levels),
+                     "example": example_record(folder, reports)},
         )
 
 
