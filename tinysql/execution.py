@@ -5,10 +5,19 @@ in-memory SQLite databases with pseudo-random rows seeded from the seed and the 
 what the queries say about the data: their literals (and the neighbours of range bounds) go into
 the columns they are compared with, join columns share values, GROUP BY columns have few values in
 groups of unequal size, COUNTed columns get NULLs, and rows are inserted in shuffled order.
-`same_execution` runs gold and prediction on them (`run`: under a time and size limit) and compares
-the results (`results_equal`): ordered when the gold's outermost query has ORDER BY (rows whose
-ORDER BY keys tie may come in any order), as multisets otherwise; floats with a small tolerance;
-column names are ignored.
+`same_execution` runs gold and prediction on them (`run`) and compares the results
+(`results_equal`): ordered when the gold's outermost query has ORDER BY (rows whose ORDER BY keys tie
+may come in any order), as multisets otherwise; floats with a small tolerance; column names are
+ignored.
+
+Queries are hostile (predictions come from models and from downloaded files), so this module owns
+the sandbox they run in, SQLite's own guards in one place: `sandbox(conn, tables)` locks a database
+down once it is filled (an authorizer that allows only SELECT, reading the record's tables and
+functions other than DENIED_FUNCTIONS: no ATTACH or VACUUM, PRAGMA, writes, schema changes,
+transactions or extensions; SQLITE_LIMITS on value, statement and expression sizes; temporary data in
+memory; SQLite's heap capped at MAX_SQLITE_HEAP), and `run` executes one query under a budget of VM
+steps, seconds, result rows and result bytes. Whatever breaks a rule is an error (ValueError) that
+says why, never a crash or a file.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ import random
 import re
 import sqlite3
 import string
+import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, NamedTuple, Sequence
@@ -30,7 +40,31 @@ from tinysql.normalize import first_line, render, strip_sql, unwrap
 
 N_DATABASES = 4  # random databases each (gold, prediction) pair is executed on
 MAX_RESULT_ROWS = 50_000
+MAX_RESULT_BYTES = 20_000_000  # text, blob and number bytes of one result
 MAX_VM_STEPS_K = 20_000  # SQLite VM instructions (in thousands) before a query is interrupted
+MAX_QUERY_SECONDS = 1.0  # wall-clock time before a query is interrupted
+CHECK_EVERY = 100  # VM instructions between two checks of the step and time budgets
+MAX_SQLITE_HEAP = 256 << 20  # SQLite's hard heap limit; process-wide in SQLite, so only ever lowered
+SQLITE_LIMITS = {  # sqlite3.SQLITE_LIMIT_<name> of each connection (Python 3.11+; 3.10 runs without them)
+    # bytes of a string, blob or row: the databases hold short values, and one call of a function
+    # can take time quadratic in it (trim with a long set of characters: 25 ms at 5,000 bytes)
+    "LENGTH": 5_000,
+    "SQL_LENGTH": 100_000,
+    "COLUMN": 200,
+    "EXPR_DEPTH": 200,
+    "COMPOUND_SELECT": 50,
+    "FUNCTION_ARG": 64,
+    "ATTACHED": 0,
+    "VDBE_OP": 50_000,
+    "LIKE_PATTERN_LENGTH": 100,
+    "TRIGGER_DEPTH": 0,
+    "WORKER_THREADS": 0,
+}
+# the built-ins that reach outside SQL values, and printf (alias format): in SQLite 3.40 (measured),
+# printf('%.*c', N, 'x') loops N times in one uninterruptible step, SQLITE_LIMIT_LENGTH or not
+DENIED_FUNCTIONS = {"load_extension", "fts3_tokenizer", "printf", "format"}
+REFUSED = ("only SELECT queries reading the record's tables may run (the databases are readonly; no PRAGMA, ATTACH, "
+           f"VACUUM, schema changes or {', '.join(sorted(DENIED_FUNCTIONS))})")
 FLOAT_TOLERANCE = 1e-6  # relative and absolute
 
 # dialects whose LIKE is case-sensitive (SQLite's is not unless told so)
@@ -240,7 +274,7 @@ def _build_database(tables: Sequence[Table], hints: Hints, rng: random.Random, d
                                                           hot[table.name])
     _share_join_values(tables, hints, rng, columns, hot, protected)
 
-    conn = sqlite3.connect(":memory:")
+    conn = sqlite3.connect(":memory:", cached_statements=0)  # no setup statement is reused unchecked
     for table in tables:
         definitions = ", ".join(f'"{c.name}" {c.sql_type}' for c in table.columns)
         conn.execute(f'CREATE TABLE "{table.name}" ({definitions})')
@@ -250,8 +284,37 @@ def _build_database(tables: Sequence[Table], hints: Hints, rng: random.Random, d
     conn.commit()
     if hints.case_sensitive_like:
         conn.execute("PRAGMA case_sensitive_like = ON")
-    conn.execute("PRAGMA query_only = ON")
+    sandbox(conn, [t.name for t in tables])
     return conn
+
+
+def sandbox(conn: sqlite3.Connection, tables: Sequence[str]) -> None:
+    """Lock down the filled database `conn` for hostile queries: from now on it runs only SELECT
+    statements that read `tables` and call functions other than DENIED_FUNCTIONS (everything else is
+    "not authorized"), within SQLITE_LIMITS, with temporary data in memory and SQLite's heap capped at
+    MAX_SQLITE_HEAP. `run` adds the per-query budgets."""
+    conn.commit()
+    conn.isolation_level = None  # no implicit BEGIN before a statement
+    conn.execute("PRAGMA query_only = ON")
+    conn.execute("PRAGMA temp_store = MEMORY")  # sorts and temporary tables never spill to files
+    conn.execute(f"PRAGMA hard_heap_limit = {MAX_SQLITE_HEAP}")  # SQLite lowers it only, never raises it
+    if hasattr(conn, "enable_load_extension"):  # absent when Python is built without extension loading
+        conn.enable_load_extension(False)
+    if hasattr(conn, "setlimit"):
+        for name, value in SQLITE_LIMITS.items():
+            conn.setlimit(getattr(sqlite3, f"SQLITE_LIMIT_{name}"), value)
+    readable = {name.lower() for name in tables}
+
+    def authorize(action: int, arg1: str | None, arg2: str | None, database: str | None, trigger: str | None) -> int:
+        # SQLITE_READ: (table, column); column "" when rows are counted without reading a column, which is
+        # also how SQLite reports COUNT(*) over a subquery or CTE
+        if (action in (sqlite3.SQLITE_SELECT, sqlite3.SQLITE_RECURSIVE)
+                or (action == sqlite3.SQLITE_READ and ((arg1 or "").lower() in readable or arg2 == ""))
+                or (action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() not in DENIED_FUNCTIONS)):
+            return sqlite3.SQLITE_OK
+        return sqlite3.SQLITE_DENY
+
+    conn.set_authorizer(authorize)
 
 
 def _share_join_values(tables, hints: Hints, rng: random.Random, columns, hot, protected) -> None:
@@ -489,26 +552,40 @@ def has_outer_order(tree: exp.Expr) -> bool:
 
 
 def run(conn: sqlite3.Connection, sql: str) -> tuple[int, list[tuple]]:
-    """The number of columns and the rows of `sql`; ValueError when it fails or runs too long."""
-    steps = 0
+    """The number of columns and the rows of `sql` on a `sandbox`ed database; ValueError when it fails,
+    is refused, runs past MAX_VM_STEPS_K thousand steps or MAX_QUERY_SECONDS, runs out of SQLite's
+    heap, or returns more than MAX_RESULT_ROWS rows or MAX_RESULT_BYTES bytes."""
+    steps, deadline = 0, time.monotonic() + MAX_QUERY_SECONDS
 
-    def count_steps() -> bool:
+    def stop() -> bool:
         nonlocal steps
-        steps += 1
-        return steps > MAX_VM_STEPS_K
+        steps += CHECK_EVERY
+        return steps > 1000 * MAX_VM_STEPS_K or time.monotonic() > deadline
 
-    conn.set_progress_handler(count_steps, 1000)
+    conn.set_progress_handler(stop, CHECK_EVERY)
+    rows: list[tuple] = []
+    size = 0
     try:
         cursor = conn.execute(sql)
         if cursor.description is None:
             raise ValueError("statement returned no result set")
-        rows = cursor.fetchmany(MAX_RESULT_ROWS + 1)
+        for row in cursor:  # one row at a time: a row is at most SQLITE_LIMIT_COLUMN values of SQLITE_LIMIT_LENGTH
+            rows.append(row)
+            size += sum(len(v) if isinstance(v, (str, bytes)) else 8 for v in row)
+            if len(rows) > MAX_RESULT_ROWS:
+                raise ValueError(f"result has more than {MAX_RESULT_ROWS} rows")
+            if size > MAX_RESULT_BYTES:
+                raise ValueError(f"result has more than {MAX_RESULT_BYTES} bytes")
+    except MemoryError:  # SQLite's heap limit (sqlite3 raises MemoryError for SQLITE_NOMEM)
+        raise ValueError(f"query ran out of memory (SQLite's heap is limited to {MAX_SQLITE_HEAP >> 20} MiB)") from None
     except (sqlite3.Error, sqlite3.Warning) as err:  # Warning: several statements, before Python 3.11
-        raise ValueError("query took too long (interrupted)" if steps > MAX_VM_STEPS_K else first_line(err)) from None
+        if str(err) == "interrupted":  # by `stop`
+            raise ValueError(f"query took too long (interrupted after {MAX_VM_STEPS_K} thousand steps or "
+                             f"{MAX_QUERY_SECONDS:g} s)") from None
+        reason = first_line(err)
+        raise ValueError(f"{reason}: {REFUSED}" if "authoriz" in reason else reason) from None
     finally:
         conn.set_progress_handler(None, 0)
-    if len(rows) > MAX_RESULT_ROWS:
-        raise ValueError(f"result has more than {MAX_RESULT_ROWS} rows")
     return len(cursor.description), rows
 
 

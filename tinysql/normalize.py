@@ -8,7 +8,9 @@ order of the operands of AND / OR / = / !=, the side a comparison is written on 
 the order of IN (...) lists. It keeps the order of SELECT columns, ASC vs DESC, ORDER BY, columns,
 aggregates and literals. `render` prints a canonical tree unambiguously; `clauses` splits it into
 named clauses and `clause_credit` compares two such splits. `parse_query` (exactly one statement)
-and `strip_sql` are the scorer's way in from text.
+and `strip_sql` are the scorer's way in from text; since queries may be hostile, `parse_query` refuses
+text longer than MAX_QUERY_CHARS and trees deeper than MAX_QUERY_DEPTH (ValueError), so that nothing
+after it recurses deeply or takes long, and `render` is linear in the size of the tree.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from typing import Any
 import sqlglot
 from sqlglot import exp
 from sqlglot.optimizer.qualify import qualify
+
+MAX_QUERY_CHARS = 4_000  # longest query parsed (TinySQL's gold queries are under 600 characters)
+MAX_QUERY_DEPTH = 40  # deepest parsed tree (TinySQL's gold queries are at most 10 levels deep)
 
 
 def strip_sql(sql: str) -> str:
@@ -38,13 +43,29 @@ def parse_query(sql: str, dialect: str) -> exp.Expr:
     text = strip_sql(sql)
     if not text:
         raise ValueError("empty query")
+    if len(text) > MAX_QUERY_CHARS:
+        raise ValueError(f"query too long ({len(text)} characters; the limit is {MAX_QUERY_CHARS})")
     try:
         statements = [s for s in sqlglot.parse(text, read=dialect) if s is not None]
     except sqlglot.errors.SqlglotError as err:
         raise ValueError(f"parse error: {first_line(err)}") from None
+    except RecursionError:
+        raise ValueError("query nested too deeply to parse") from None
     if len(statements) != 1:
         raise ValueError(f"expected one SQL statement, got {len(statements)}")
+    if _depth(statements[0]) > MAX_QUERY_DEPTH:
+        raise ValueError(f"query nested too deeply (more than {MAX_QUERY_DEPTH} levels)")
     return statements[0]
+
+
+def _depth(tree: exp.Expr) -> int:
+    """The number of levels of `tree` (without recursion)."""
+    deepest, stack = 0, [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in node.iter_expressions())
+    return deepest
 
 
 def unwrap(node: exp.Expr) -> exp.Expr:
@@ -58,11 +79,18 @@ def render(node: exp.Expr, dialect: str) -> str:
     """SQL of `node` with every operator nested in another one parenthesised, so that different
     canonical trees print differently."""
     node = node.copy()
-    for sub in list(node.find_all(exp.Binary, exp.Not, exp.Between, exp.In, exp.Neg)):
-        if (isinstance(sub.parent, (exp.Binary, exp.Not, exp.Neg, exp.Between))
+    stack = [node]
+    while stack:  # parenthesise the outermost nested operators (the ones inside them are left as they are)
+        sub = stack.pop()
+        if (isinstance(sub, (exp.Binary, exp.Not, exp.Between, exp.In, exp.Neg))
+                and isinstance(sub.parent, (exp.Binary, exp.Not, exp.Neg, exp.Between))
                 and not isinstance(sub.parent, exp.Dot) and not isinstance(sub, exp.Dot)
                 and sub.arg_key in ("this", "expression", "low", "high")):
-            sub.replace(exp.Paren(this=sub.copy()))
+            paren = exp.Paren()
+            sub.replace(paren)
+            paren.set("this", sub)
+        else:
+            stack.extend(sub.iter_expressions())
     return node.sql(dialect=dialect, comments=False)
 
 
@@ -178,8 +206,15 @@ def _normalize_operators(tree: exp.Expr, dialect: str) -> exp.Expr:
     """Drop parentheses around expressions, sort the operands of AND / OR and IN lists, and put the
     column side of comparisons first; children before their parents."""
 
-    def rank(node: exp.Expr) -> tuple[bool, str]:
-        return isinstance(node, (exp.Literal, exp.Null, exp.Boolean, exp.Neg)), render(node, dialect)
+    def literal(node: exp.Expr) -> bool:
+        return isinstance(node, (exp.Literal, exp.Null, exp.Boolean, exp.Neg))
+
+    def after(a: exp.Expr, b: exp.Expr) -> bool:
+        """Whether `a` goes after `b`: literals after the rest, then by rendered text (rendered only when
+        needed: rendering every side of a long chain of comparisons would take quadratic time)."""
+        if literal(a) != literal(b):
+            return literal(a)
+        return render(a, dialect) > render(b, dialect)
 
     for node in reversed(list(tree.walk())):
         new = None
@@ -188,7 +223,7 @@ def _normalize_operators(tree: exp.Expr, dialect: str) -> exp.Expr:
         elif isinstance(node, exp.Connector):
             operands = sorted(node.flatten(), key=lambda o: render(o, dialect))
             new = reduce(lambda left, right: type(node)(this=left, expression=right), (o.copy() for o in operands))
-        elif type(node) in _FLIPPED and rank(node.this) > rank(node.expression):
+        elif type(node) in _FLIPPED and after(node.this, node.expression):
             new = _FLIPPED[type(node)](this=node.expression.copy(), expression=node.this.copy())
         elif isinstance(node, exp.In) and node.expressions and not node.args.get("query"):
             node.set("expressions", sorted(node.expressions, key=lambda o: render(o, dialect)))

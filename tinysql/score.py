@@ -21,7 +21,10 @@ Metrics, per item (aggregated as rates / means):
   the prediction that match between the two canonical forms; `clauses` maps each to whether it did.
 
 A prediction that fails to parse or to execute scores 0 on `normalized` / `execution` and the reason
-is put in `error`; the scorer itself never raises on bad predictions.
+is put in `error`; the scorer itself never raises on bad predictions. Predictions are treated as
+hostile: tinysql.normalize bounds what reaches sqlglot (length and depth), and tinysql.execution runs
+queries in a SQLite sandbox (read-only SELECTs on the record's tables, no files, no pragmas or
+extensions, a time, memory and result-size budget per query).
 """
 
 from __future__ import annotations
@@ -86,7 +89,9 @@ def _canonical(who: str, sql: str, schema: dict, dialect: str, errors: list[str]
         return canonical(parse_query(sql, dialect), schema, dialect)
     except ValueError as err:
         errors.append(f"{who}: {err}")
-        return None
+    except RecursionError:  # parse_query bounds the depth; this is the backstop
+        errors.append(f"{who}: query nested too deeply")
+    return None
 
 
 def score(records: Iterable[Mapping[str, Any]], predictions: Mapping[str, str], seed: int = 0) -> dict:
@@ -223,6 +228,8 @@ def _load_predictions(path: str) -> dict[str, str]:
             obj = json.loads(line)
         except json.JSONDecodeError as err:
             raise UsageError(f"{path}:{number}: malformed JSON: {err.msg}") from None
+        except RecursionError:
+            raise UsageError(f"{path}:{number}: malformed JSON: nested too deeply") from None
         if not isinstance(obj, dict):
             raise UsageError(f"{path}:{number}: expected a JSON object with 'id' and 'prediction'")
         missing = [k for k in ("id", "prediction") if k not in obj]
