@@ -739,3 +739,11 @@ def test_cli_subprocess_error_is_one_line(tmp_path):
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("tinysql-score: error: ")
+
+
+def test_operator_grouping_inside_nested_operators_is_kept():
+    """`(a + b) * c` and `a + b * c` are different queries at any depth, not one canonical text."""
+    schema = "CREATE TABLE t (a INT, b INT, c INT, d INT)"
+    gold = "SELECT a FROM t WHERE (a + b) * c > d"
+    assert not score_one(gold, "SELECT a FROM t WHERE a + b * c > d", schema)["normalized"]
+    assert score_one(gold, "SELECT a FROM t WHERE ((a + b) * c) > d", schema)["normalized"]

@@ -80,7 +80,7 @@ def render(node: exp.Expr, dialect: str) -> str:
     canonical trees print differently."""
     node = node.copy()
     stack = [node]
-    while stack:  # parenthesise the outermost nested operators (the ones inside them are left as they are)
+    while stack:  # parenthesise every operator nested in another, at any depth
         sub = stack.pop()
         if (isinstance(sub, (exp.Binary, exp.Not, exp.Between, exp.In, exp.Neg))
                 and isinstance(sub.parent, (exp.Binary, exp.Not, exp.Neg, exp.Between))
@@ -89,8 +89,7 @@ def render(node: exp.Expr, dialect: str) -> str:
             paren = exp.Paren()
             sub.replace(paren)
             paren.set("this", sub)
-        else:
-            stack.extend(sub.iter_expressions())
+        stack.extend(sub.iter_expressions())
     return node.sql(dialect=dialect, comments=False)
 
 
