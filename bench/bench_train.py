@@ -1,8 +1,15 @@
-"""Trainer benchmarks: padding in the batches, and the trainer's step throughput against a bare loop.
+"""Trainer benchmarks: padding in the batches, the trainer's step throughput against a bare loop, and
+the time zoo-train takes to prepare a large corpus before its first step.
 
     python bench/bench_train.py --padding              # real-token share of the computed batches, per corpus
     python bench/bench_train.py --throughput           # zoo-train's loop vs a bare PyTorch loop, same batches
     python bench/bench_train.py --padding --throughput --preset nano --steps 60 --repeats 3
+    python bench/bench_train.py --prepare              # data preparation of `multmath-gen --digits 4x4 -n 808000`
+    python bench/bench_train.py --prepare --corpus m4  # ... of a corpus folder already generated
+
+`--prepare` times what `zoo-train` does between its start and its first step, stage by stage, with
+the trainer's own functions: open the corpus, train the tokenizer and build the model, encode the
+training split (wall and CPU seconds; the corpus is generated first unless `--corpus` is given).
 
 Corpora are generated into a temporary folder. The bare loop runs the same model (same init),
 the same micro-batches (`train.loop.micro_batches`, collated on the fly in both) and the same
@@ -28,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mcq.cli import main as mcq_gen  # noqa: E402
 from multmath.cli import main as multmath_gen  # noqa: E402
 from tinysql.cli import main as tinysql_gen  # noqa: E402
-from train import data, loop, presets  # noqa: E402
+from train import data, loop, presets, trainer as zoo_trainer  # noqa: E402
 from train.config import RunConfig  # noqa: E402
 from train.objectives import objective  # noqa: E402
 from train.tokenizer import train_tokenizer  # noqa: E402
@@ -137,6 +144,35 @@ def throughput(root: Path, preset: str, steps: int, batch_size: int, repeats: in
         f"{k}: {', '.join(f'{w:.1f}/{c:.1f}' for w, c in vs)}" for k, vs in runs.items()))
 
 
+def prepare(root: Path, folder: str | None, examples: int) -> None:
+    if folder is None:
+        folder = str(root / "m4")
+        wall, cpu = timed(multmath_gen, ["--digits", "4x4", "-n", str(examples), "--seed", "1", "--out", folder])
+        print(f"generated multmath-gen --digits 4x4 -n {examples} in {wall:.0f} s")
+    config = RunConfig(data=folder, out="unused", preset="tiny", progress=False)
+    stages, made = [], {}
+
+    def stage(name, fn):
+        wall, cpu = time.perf_counter(), time.process_time()
+        made[name] = fn()
+        stages.append((name, time.perf_counter() - wall, time.process_time() - cpu))
+
+    stage("open the corpus", lambda: data.open_corpus(folder))
+    corpus = made["open the corpus"]
+    records = corpus.splits["train"]
+    stage("train the tokenizer, build the model", lambda: zoo_trainer.build_model(config, records, corpus.view, None))
+    tokenizer, model, shape = made["train the tokenizer, build the model"]
+    stage("encode the training split", lambda: data.encode(records, corpus.view, tokenizer, True,
+                                                           min(config.max_length, shape.context)))
+    encoded, dropped = made["encode the training split"]
+    print(f"\ndata preparation of {len(records):,} training records ({len(encoded):,} kept), "
+          f"{torch.get_num_threads()} threads\n")
+    print("| stage | wall s | CPU s |")
+    print("|---|---|---|")
+    for name, wall, cpu in stages + [("total", sum(s[1] for s in stages), sum(s[2] for s in stages))]:
+        print(f"| {name} | {wall:.1f} | {cpu:.1f} |")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--padding", action="store_true")
@@ -145,10 +181,15 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=60)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--prepare", action="store_true")
+    p.add_argument("--corpus", help="--prepare: a corpus folder (default: generate multmath 4x4)")
+    p.add_argument("--examples", type=int, default=808_000, help="--prepare: examples to generate")
     args = p.parse_args()
-    if not (args.padding or args.throughput):
+    if not (args.padding or args.throughput or args.prepare):
         args.padding = args.throughput = True
     with tempfile.TemporaryDirectory() as tmp:
+        if args.prepare:
+            prepare(Path(tmp), args.corpus, args.examples)
         if args.padding:
             padding(Path(tmp), args.batch_size)
         if args.throughput:

@@ -189,7 +189,7 @@ def test_python_entry_point_and_a_corpus_without_metadata(tmp_path):
     config = train.RunConfig(data=folder, out=tmp_path / "run", preset="tiny", max_steps=6, batch_size=16,
                              progress=False)
     metrics = train.run(config)
-    assert metrics["n"] == 16 and set(metrics) == {"n", "exact_match"}
+    assert metrics["n"] == 16 and set(metrics) == {"n", "skipped_too_long", "exact_match"}
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["exact_match"] == metrics["exact_match"]
     manifest = RunManifest.from_folder(tmp_path / "run")
     assert manifest.generator is None and manifest.corpus_command is None and manifest.corpus == "sums"

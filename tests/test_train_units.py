@@ -382,7 +382,7 @@ def test_choice_scores_come_from_the_continuations_log_likelihoods():
             super().__init__()
             self.w = torch.nn.Parameter(torch.zeros(1))
 
-        def forward(self, input_ids):
+        def forward(self, input_ids, attention_mask=None):
             logits = torch.tensor([0.0, 0.0, 0.0, 1.0, 2.0, 3.0]).expand(*input_ids.shape, 6)
             return type("Out", (), {"logits": logits})
 

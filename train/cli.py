@@ -3,7 +3,9 @@
 `zoo-train`'s options are built from the run settings (`train.config.RunConfig`, one option per
 field, grouped and checked as its metadata says) and the objectives' own settings
 (`train.objectives`); the parsed options become a `RunConfig` and `train.run` does the rest.
-`zoo-eval` evaluates a checkpoint on a split through the corpus's view. Bad input is one line on
+`zoo-eval` evaluates a checkpoint on a split through the corpus's view; it checks that its --out and
+--predictions files can be written before it evaluates. Bad input, and a final evaluation that
+fails after training (the run's folder is then complete but for metrics.json), are one line on
 stderr and exit status 2.
 """
 
@@ -12,12 +14,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import textwrap
 from pathlib import Path
 from typing import Sequence
 
-from cards.cli import Parser, UsageError, positive_int, run
+from cards.cli import Parser, UsageError, first_line, positive_int, run
 from train.config import GROUPS, RunConfig, flag
 from train.objectives import OBJECTIVES, objective, owner
 
@@ -38,7 +41,10 @@ objectives:
 OUT ends up holding model.safetensors, config.json, generation_config.json, the tokenizer,
 metrics.json, training_args.json (the run manifest), log.jsonl, curve.png and a README.md model
 card. Checkpoints go to OUT/checkpoints/ while training (--save-every); --resume continues from
-the newest one and ends with the same weights as an uninterrupted run.
+the newest one and ends with the same weights as an uninterrupted run. Everything but metrics.json
+is written before the final evaluation (on all of the split, or --eval-limit N records; --no-eval
+skips it; records longer than the model's context are skipped and counted as skipped_too_long):
+if it fails, the card says so, zoo-train exits with status 2 and zoo-eval evaluates the folder.
 Multi-GPU: `accelerate launch [--num_processes N] $(which zoo-train) ...` (DDP; pass an
 accelerate FSDP config for the 1b preset); the same command runs on CPU.
 From Python: `train.run(train.RunConfig(data=..., out=..., preset="tiny"))`.
@@ -146,14 +152,19 @@ def _train(argv: Sequence[str] | None) -> int:
 def _eval(argv: Sequence[str] | None) -> int:
     import torch
 
-    from train.data import open_corpus
+    from train.data import ChatView, open_corpus
     from train.evaluate import evaluate, prediction_rows
+    from train.output import quiet
     from train.trainer import head, load_pretrained
 
     args = eval_parser().parse_args(argv)
+    if args.no_progress:
+        quiet()
     for option, path in (("--out", args.out), ("--predictions", args.predictions)):
-        if path and Path(path).exists():
-            raise UsageError(f"{option} {path}: already exists")
+        if path:
+            check_new_file(option, path)
+    if args.out and args.predictions and Path(args.out).resolve() == Path(args.predictions).resolve():
+        raise UsageError(f"--out and --predictions name the same file {args.out}")
     corpus = open_corpus(args.data, args.config)
     if args.split not in corpus.splits:
         raise UsageError(f"--split {args.split}: the corpus has {', '.join(corpus.splits)}")
@@ -161,18 +172,36 @@ def _eval(argv: Sequence[str] | None) -> int:
     model, tokenizer = load_pretrained("--model", args.model)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    if isinstance(corpus.view, ChatView):
+        corpus.view.use(tokenizer)
     model.to("cuda" if torch.cuda.is_available() else "cpu")
-    outputs: list[str] = []
+    outputs: list[str | None] = []
     metrics = {"split": args.split,
                **evaluate(model, tokenizer, records, corpus.view, args.batch_size, not args.no_progress, outputs)}
     text = json.dumps(metrics, indent=2)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
-    if args.predictions:
-        rows = prediction_rows(records, outputs, corpus.view)
-        Path(args.predictions).write_text("".join(json.dumps(row) + "\n" for row in rows))
     print(text)
+    try:
+        if args.out:
+            Path(args.out).write_text(text + "\n")
+        if args.predictions:
+            rows = prediction_rows(records, outputs, corpus.view)
+            Path(args.predictions).write_text("".join(json.dumps(row) + "\n" for row in rows))
+    except OSError as err:
+        raise UsageError(f"cannot write the results ({first_line(err)}); the metrics are above") from err
     return 0
+
+
+def check_new_file(option: str, path: str) -> None:
+    """UsageError unless `path` does not exist and its folder exists and can be written."""
+    file = Path(path)
+    folder = file.parent
+    if file.exists():
+        raise UsageError(f"{option} {path}: already exists")
+    if not folder.is_dir():
+        raise UsageError(f"{option} {path}: {folder} is not a folder" if folder.exists() else
+                         f"{option} {path}: no such folder {folder}")
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"{option} {path}: cannot write in {folder}")
 
 
 if __name__ == "__main__":

@@ -166,6 +166,11 @@ class RunConfig:
     seed: int = field(default=0, metadata=setting("model init, data order, removal smoothing", TRAINING, type=int))
     eval_split: str = field(default="test", metadata=setting(
         "split evaluated at the end (else test, else validation)", EVALUATION, neutral=True))
+    eval_limit: int | None = field(default=None, metadata=setting(
+        "evaluate only the first N records of that split (default: all; 0: no final evaluation)", EVALUATION,
+        type=int, check=NON_NEGATIVE, neutral=True, exclusive="final"))
+    eval: bool = field(default=True, metadata=setting("no final evaluation (the same as --eval-limit 0)", EVALUATION,
+                                                      type=bool, neutral=True, exclusive="final"))
     eval_every: int | None = field(default=None, metadata=setting(
         "evaluate on validation records every N steps", EVALUATION, type=int, check=POSITIVE, neutral=True))
     eval_samples: int = field(default=200, metadata=setting("records per --eval-every evaluation", EVALUATION,
@@ -204,6 +209,13 @@ class RunConfig:
             raise UsageError("--epochs and --max-steps exclude each other")
         if self.resume and self.overwrite:
             raise UsageError("--resume and --overwrite exclude each other")
+        if not self.eval and self.eval_limit is not None:
+            raise UsageError("--no-eval and --eval-limit exclude each other")
+
+    @property
+    def evaluates(self) -> bool:
+        """Whether the run ends with an evaluation (`--no-eval` and `--eval-limit 0` skip it)."""
+        return self.eval and self.eval_limit != 0
 
     # -- derived views ---------------------------------------------------------------------------
 

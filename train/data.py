@@ -5,15 +5,22 @@ How a corpus trains is recorded, not guessed: the `interp_zoo` metadata of its c
 generator that wrote it (`cards.card.read_corpus_metadata`), and that generator's `view`
 (`cards.generator.TrainingView`) splits every record into three pieces of text. A corpus whose
 card records no generator trains as generic text through the base view when it has `prompt` and
-`completion` columns; anything else is refused (`open_corpus`).
+`completion` columns. A chat corpus (a `messages` column of role/content turns, and not the
+columns its view needs: `tinysql-gen --format chat`, or any folder of chats) trains through
+`ChatView`: the prompt is the tokenizer's chat template applied to every turn but the last, with
+the generation prompt, and the completion is the last turn's content; the generator's view still
+adds its metrics. Anything else is refused (`open_corpus`).
 
 The pieces are tokenised separately and concatenated: the prompt with the tokenizer's special
-tokens, the chain of thought, and the answer, which ends with EOS. A view with an
+tokens (a chat prompt without: its template writes them), the chain of thought, and the answer,
+which ends with EOS. A view with an
 `answer_prefix` (multmath's ` ####`) has it tokenised apart from the rest of the answer, so the
 answer proper starts at the same token (`digits_at`) in every record. Labels are -100 on the
 prompt (and on padding): the loss is on the completion only. Objectives that train without the
 chain of thought drop it here (`keep_cot=False`); icot removes its first tokens at batch time
-(`collate`). Batches are grouped by length: shuffled, sorted by length within windows of 64
+(`collate`). Records are read and tokenised in chunks of `CHUNK` (`records_in_chunks`: datasets'
+row-by-row access costs more than the tokenising), with a progress bar. Batches are grouped by
+length: shuffled, sorted by length within windows of 64
 batches, then the batch order is shuffled, all from (seed, epoch), so a resumed run sees the
 same batches.
 """
@@ -26,16 +33,54 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
+from tqdm.auto import tqdm
 
 from cards.card import CorpusMetadata, default_config, read_corpus_metadata, with_option
 from cards.cli import first_line
 from cards.errors import IntegrityError, UsageError
 from cards.generator import TrainingView, get
+from train.tokenizer import CHAT_TEMPLATE, render_chat, token_ids, with_chat_template
 
 TEXT_COLUMNS = TrainingView.columns  # what a corpus without generator metadata needs
+CHAT_COLUMN = "messages"
+CHUNK = 50_000  # records read and tokenised at a time
+
+
+class ChatView(TrainingView):
+    """A chat record through a tokenizer's chat template: the prompt is every turn but the last, rendered
+    with the generation prompt; the answer is the last turn's content. `use(tokenizer)` picks the template
+    (the tokenizer's own, or `train.tokenizer.CHAT_TEMPLATE` given to a tokenizer without one); before
+    that, prompts are rendered with `CHAT_TEMPLATE` (to train a tokenizer on them). Metrics and the
+    reading of an answer are the corpus generator's view's (`inner`)."""
+
+    columns = (CHAT_COLUMN,)
+    prompt_special_tokens = False  # a template writes the special tokens it wants
+
+    def __init__(self, inner: TrainingView | None = None):
+        self.inner = inner or TrainingView()
+        self.tokenizer = None
+
+    def use(self, tokenizer) -> None:
+        self.tokenizer = with_chat_template(tokenizer)
+
+    def pieces(self, record: dict) -> tuple[str, str, str]:
+        *context, last = record[CHAT_COLUMN]
+        if self.tokenizer is None or self.tokenizer.chat_template == CHAT_TEMPLATE:  # the same text, without jinja
+            return render_chat(context), "", last["content"]
+        prompt = self.tokenizer.apply_chat_template(context, tokenize=False, add_generation_prompt=True)
+        return prompt, "", last["content"]
+
+    def gold(self, record: dict) -> str:
+        return record[CHAT_COLUMN][-1]["content"].strip()
+
+    def answer(self, output: str) -> str:
+        return self.inner.answer(output)
+
+    def metrics(self, records: list[dict], outputs: list[str]) -> dict:
+        return self.inner.metrics(records, outputs)
 
 
 @dataclass
@@ -67,16 +112,25 @@ def open_corpus(data: str, config: str | None = None) -> Corpus:
     name = path.resolve().name if path.exists() else data
     if meta is None:
         splits = load_corpus(data, config)
+        if _is_chat(splits, TEXT_COLUMNS):
+            return Corpus(splits, ChatView(), None, "chat", name, config, None)
         _require_columns(data, splits, TEXT_COLUMNS, f"its card records no generator ({missing_because}), and "
                                                      "a corpus without one needs")
         return Corpus(splits, TrainingView(), None, "prompt completion", name, config, None)
     generator = get(meta.generator)
     config = default_config(meta, config)
     splits = load_corpus(data, config)
-    _require_columns(data, splits, generator.view.columns, f"its card names the {meta.generator} generator, "
-                                                           "whose records have")
-    return Corpus(splits, generator.view, meta.generator, generator.task, name, config,
+    view = ChatView(generator.view) if _is_chat(splits, generator.view.columns) else generator.view
+    _require_columns(data, splits, view.columns, f"its card names the {meta.generator} generator, "
+                                                 "whose records have")
+    return Corpus(splits, view, meta.generator, generator.task, name, config,
                   with_option(meta.command, "--out", name))
+
+
+def _is_chat(splits, needed) -> bool:
+    """Whether the corpus is chats: a `messages` column, and not every column its view needs."""
+    columns = set(next(iter(splits.values())).column_names)
+    return CHAT_COLUMN in columns and not set(needed) <= columns
 
 
 def _metadata(data: str, path: Path) -> tuple[CorpusMetadata | None, str]:
@@ -151,30 +205,45 @@ class Encoded:
 
 
 def encode(records, view: TrainingView, tokenizer, keep_cot: bool = True,
-           max_length: int | None = None) -> tuple[Encoded, int]:
+           max_length: int | None = None, progress: bool = False) -> tuple[Encoded, int]:
     """Tokenise a split through its view; returns the encoded split and how many records were dropped
     as longer than `max_length` tokens."""
-    texts, sums = [], []
-    for record in records:
-        texts.append(view.pieces(record))
-        sums.append(view.running_sums(record))
-    prompts, cots, answers = zip(*texts) if texts else ((), (), ())
-    if not keep_cot:
-        cots = [""] * len(prompts)
-    prefix = _ids(tokenizer, [view.answer_prefix])[0] if view.answer_prefix else []
-    rests = [answer[len(view.answer_prefix):] for answer in answers]
+    ids = token_ids(tokenizer)
+    prefix = ids([view.answer_prefix])[0] if view.answer_prefix else []
     eos = [tokenizer.eos_token_id]
-    enc = Encoded(_ids(tokenizer, prompts, True), _ids(tokenizer, cots),
-                  [prefix + rest + eos for rest in _ids(tokenizer, rests)], [len(prefix)] * len(texts),
-                  None if not sums or None in sums else [list(s) for s in sums])
+    enc, sums = Encoded([], [], [], []), []
+    with tqdm(total=len(records), desc="prepare data", unit="records", disable=not progress, leave=False) as bar:
+        for chunk in records_in_chunks(records):
+            pieces = [view.pieces(record) for record in chunk]
+            sums += [view.running_sums(record) for record in chunk]
+            enc.prompt += prompt_ids(ids, view, [p for p, _, _ in pieces])
+            enc.cot += ids([c if keep_cot else "" for _, c, _ in pieces])
+            enc.answer += [prefix + rest + eos for rest in ids([a[len(view.answer_prefix):] for _, _, a in pieces])]
+            bar.update(len(chunk))
+    enc.digits_at = [len(prefix)] * len(enc.prompt)
+    enc.running_sums = None if not sums or None in sums else [list(s) for s in sums]
     if max_length is None:
         return enc, 0
     keep = [i for i in range(len(enc)) if enc.length(i) <= max_length]
     return subset(enc, keep), len(enc) - len(keep)
 
 
-def _ids(tokenizer, texts, special: bool = False) -> list[list[int]]:
-    return tokenizer(list(texts), add_special_tokens=special)["input_ids"] if texts else []
+def records_in_chunks(records, size: int = CHUNK) -> Iterator[list[dict]]:
+    """The records (a datasets split or any sequence of dicts) as lists of dicts, `size` at a time: a
+    split is read a batch of columns at a time, ten times faster than row by row."""
+    if hasattr(records, "iter") and hasattr(records, "column_names"):
+        for batch in records.iter(batch_size=size):
+            yield [dict(zip(batch, values)) for values in zip(*batch.values())]
+        return
+    records = list(records)
+    for start in range(0, len(records), size):
+        yield records[start:start + size]
+
+
+def prompt_ids(ids, view: TrainingView, prompts: list[str]) -> list[list[int]]:
+    """Token ids of prompts: with the tokenizer's special tokens, unless the view writes them itself (a chat
+    template). `ids` is `train.tokenizer.token_ids(tokenizer)`."""
+    return ids(prompts, getattr(view, "prompt_special_tokens", True))
 
 
 def subset(enc: Encoded, keep: list[int]) -> Encoded:

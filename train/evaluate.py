@@ -8,11 +8,22 @@ When the view offers likelihood-scored choices (`view.choices`, multiple choice)
 is the share of records whose gold continuation is the most likely one, and `gold_probability`
 the mean probability of the gold continuation, normalised over the choices.
 
-Prompts are batched by exact token length, so no padding is ever fed to the model.
+A record that does not fit the model's context (`max_position_embeddings`) is skipped by every
+metric: one whose prompt followed by its gold completion, or by any of its choices, is longer.
+`n` counts the records scored and `skipped_too_long` those skipped. Generation may add up to the
+longest gold completion plus 8 tokens, fewer where the context ends first (never fewer than the
+record's own gold completion).
+
+Generation runs on batches of prompts of similar length (sorted by length, `batch_size` at a
+time, left-padded with an attention mask; a batch shares one budget of new tokens); choice
+scoring on right-padded batches. Sorted batches waste little on padding, where batches of exactly
+equal length held one or two prompts on corpora whose prompts vary (TinySQL level 7: 129
+generate calls for 300 prompts, now 5: the same completions, 6x faster).
 """
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 
 import torch
@@ -20,40 +31,82 @@ from tqdm.auto import tqdm
 from transformers import GenerationConfig
 
 from cards.generator import TrainingView
+from train.data import prompt_ids
+from train.tokenizer import token_ids
+
+SLACK = 8  # new tokens allowed beyond the longest gold completion
 
 
 @torch.no_grad()
 def evaluate(model, tokenizer, records, view: TrainingView, batch_size: int = 64, progress: bool = True,
              outputs: list | None = None) -> dict:
     """Metrics of `model` on `records` (a list of dicts or a datasets split); the greedy completions
-    are appended to `outputs` when it is given."""
+    are appended to `outputs` when it is given (None for a record skipped as too long)."""
     records = list(records)
-    if not records:
-        return {"n": 0}
-    model.eval()
-    completions = generate(model, tokenizer, records, view, batch_size, progress)
+    fits = fitting(model, tokenizer, records, view)
+    kept = [r for r, ok in zip(records, fits) if ok]
+    counts = {"n": len(kept), "skipped_too_long": len(records) - len(kept)}
+    completions = generate(model, tokenizer, kept, view, batch_size, progress) if kept else []
     if outputs is not None:
-        outputs.extend(completions)
-    metrics = {"n": len(records), **score(records, completions, view)}
-    if view.choices(records[0]) is not None:
-        metrics.update(choice_scores(model, tokenizer, records, view, batch_size, progress))
+        done = iter(completions)
+        outputs.extend(next(done) if ok else None for ok in fits)
+    if not kept:
+        return counts
+    metrics = {**counts, **score(kept, completions, view)}
+    if view.choices(kept[0]) is not None:
+        metrics.update(choice_scores(model, tokenizer, kept, view, batch_size, progress))
     return metrics
+
+
+def context_length(model) -> int | None:
+    """The longest sequence the model takes (its position embeddings or rotary range), or None."""
+    config = getattr(model, "config", None)
+    value = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    return value if isinstance(value, int) and value > 0 else None
+
+
+def fitting(model, tokenizer, records: list[dict], view: TrainingView) -> list[bool]:
+    """Per record, whether its prompt followed by its gold completion, and by each of its choices, fits the
+    model's context."""
+    context = context_length(model)
+    if context is None:
+        return [True] * len(records)
+    ids = token_ids(tokenizer)
+    texts = [view.pieces(r) for r in records]
+    prompts = prompt_ids(ids, view, [p for p, _, _ in texts])
+    golds = ids([c + a for _, c, a in texts])
+    fits = []
+    for record, prompt, gold in zip(records, prompts, golds):
+        choices = view.choices(record)
+        continuations = [gold] + (ids(choices[0]) if choices else [])
+        fits.append(len(prompt) + max(1, *map(len, continuations)) <= context)
+    return fits
 
 
 def generate(model, tokenizer, records, view: TrainingView, batch_size: int, progress: bool) -> list[str]:
     """The greedy completion of every record's prompt, decoded without special tokens."""
+    model.eval()
+    ids = token_ids(tokenizer)
     texts = [view.pieces(r) for r in records]
-    prompts = tokenizer([p for p, _, _ in texts])["input_ids"]
-    gold = tokenizer([c + a for _, c, a in texts], add_special_tokens=False)["input_ids"]
-    config = GenerationConfig(max_new_tokens=max(map(len, gold)) + 8, do_sample=False,
-                              eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    prompts = prompt_ids(ids, view, [p for p, _, _ in texts])
+    most = max(map(len, ids([c + a for _, c, a in texts]))) + SLACK
+    context = context_length(model)
+    budgets = [most if context is None else min(most, context - len(p)) for p in prompts]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     outputs = [""] * len(records)
     device = next(model.parameters()).device
-    groups = _by_length(prompts, batch_size)
-    for group in tqdm(groups, desc="generate", disable=not progress, leave=False):
-        ids = torch.tensor([prompts[i] for i in group], device=device)
-        new = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), generation_config=config)
-        for i, row in zip(group, new[:, ids.shape[1]:].tolist()):
+    for group in tqdm(batches([len(p) for p in prompts], batch_size, budgets), desc="generate",
+                      disable=not progress, leave=False):
+        width = max(len(prompts[i]) for i in group)
+        batch = torch.full((len(group), width), pad, dtype=torch.long)  # left-padded: generation goes on at the right
+        mask = torch.zeros_like(batch)
+        for j, i in enumerate(group):
+            batch[j, width - len(prompts[i]):] = torch.tensor(prompts[i])
+            mask[j, width - len(prompts[i]):] = 1
+        config = GenerationConfig(max_new_tokens=budgets[group[0]], do_sample=False,
+                                  eos_token_id=tokenizer.eos_token_id, pad_token_id=pad)
+        new = model.generate(input_ids=batch.to(device), attention_mask=mask.to(device), generation_config=config)
+        for i, row in zip(group, new[:, width:].tolist()):
             outputs[i] = tokenizer.decode(row, skip_special_tokens=True)
     return outputs
 
@@ -64,34 +117,42 @@ def score(records, outputs: list[str], view: TrainingView) -> dict:
     return {"exact_match": exact, **view.metrics(records, outputs)}
 
 
-def prediction_rows(records, outputs: list[str], view: TrainingView) -> list[dict]:
-    """One row per record: its id, the completion, the gold and whether they match exactly."""
+def prediction_rows(records, outputs: list, view: TrainingView) -> list[dict]:
+    """One row per record scored (records skipped as too long, whose output is None, are left out): its id,
+    the completion, the gold and whether they match exactly."""
     return [{"id": r.get("id", n), "prediction": o.strip(), "gold": view.gold(r),
-             "correct": view.answer(o) == view.gold(r)} for n, (r, o) in enumerate(zip(records, outputs))]
+             "correct": view.answer(o) == view.gold(r)}
+            for n, (r, o) in enumerate(zip(records, outputs)) if o is not None]
 
 
 @torch.no_grad()
 def choice_scores(model, tokenizer, records, view: TrainingView, batch_size: int, progress: bool) -> dict:
     """Accuracy of the most likely choice and mean probability of the gold one among the choices."""
+    ids = token_ids(tokenizer)
     rows, owners, golds = [], [], []  # one row per (record, choice): prompt + continuation ids, continuation length
-    for n, record in enumerate(records):
-        prompt = tokenizer(view.pieces(record)[0])["input_ids"]
+    prompts = prompt_ids(ids, view, [view.pieces(r)[0] for r in records])
+    for n, (record, prompt) in enumerate(zip(records, prompts)):
         continuations, gold = view.choices(record)
         golds.append(gold)
-        for text in continuations:
-            cont = tokenizer(text, add_special_tokens=False)["input_ids"]
+        for cont in ids(continuations):
             rows.append((prompt + cont, len(cont)))
             owners.append(n)
     scores = [0.0] * len(rows)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     device = next(model.parameters()).device
-    for group in tqdm(_by_length([r for r, _ in rows], batch_size), desc="choice scores", disable=not progress,
+    for group in tqdm(batches([len(r) for r, _ in rows], batch_size), desc="choice scores", disable=not progress,
                       leave=False):
-        ids = torch.tensor([rows[i][0] for i in group], device=device)
-        logprobs = model(input_ids=ids).logits.float().log_softmax(-1)
+        width = max(len(rows[i][0]) for i in group)
+        batch = torch.full((len(group), width), pad, dtype=torch.long)
+        mask = torch.zeros_like(batch)
         for j, i in enumerate(group):
-            cont = rows[i][1]
-            targets = ids[j, -cont:]
-            scores[i] = logprobs[j, -cont - 1:-1].gather(-1, targets[:, None]).sum().item()
+            batch[j, :len(rows[i][0])] = torch.tensor(rows[i][0])
+            mask[j, :len(rows[i][0])] = 1
+        logits = model(input_ids=batch.to(device), attention_mask=mask.to(device)).logits
+        for j, i in enumerate(group):
+            end, cont = len(rows[i][0]), rows[i][1]
+            logprobs = logits[j, end - cont - 1:end - 1].float().log_softmax(-1)
+            scores[i] = logprobs.gather(-1, batch[j, end - cont:end, None].to(device)).sum().item()
     per_record = defaultdict(list)
     for owner, value in zip(owners, scores):
         per_record[owner].append(value)
@@ -103,11 +164,16 @@ def choice_scores(model, tokenizer, records, view: TrainingView, batch_size: int
     return {"label_accuracy": _mean(correct), "gold_probability": _mean(gold_prob)}
 
 
-def _by_length(sequences: list[list[int]], batch_size: int) -> list[list[int]]:
-    groups = defaultdict(list)
-    for i, seq in enumerate(sequences):
-        groups[len(seq)].append(i)
-    return [idx[s:s + batch_size] for _, idx in sorted(groups.items()) for s in range(0, len(idx), batch_size)]
+def batches(lengths: list[int], batch_size: int, keys: list | None = None) -> list[list[int]]:
+    """Indices sorted by length in batches of at most `batch_size`; indices with different `keys` never share
+    a batch."""
+    keys = keys or [0] * len(lengths)
+    order = sorted(range(len(lengths)), key=lambda i: (keys[i], lengths[i]))
+    out = []
+    for _, same in itertools.groupby(order, key=lambda i: keys[i]):
+        same = list(same)
+        out += [same[s:s + batch_size] for s in range(0, len(same), batch_size)]
+    return out
 
 
 def _mean(values) -> float:

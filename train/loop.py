@@ -8,12 +8,16 @@ needs to end with the same weights as an uninterrupted one. Gradient accumulatio
 LR schedule (`transformers.get_scheduler`) and the optimizer resets an objective asks for live
 here; `Trainable` adds an objective's extra loss to the LM loss. Logs: JSON lines in
 `log.jsonl` (the loss, its parts and the objective's own values), a tqdm bar with the loss and
-tokens/s, and TensorBoard events under `runs/` when asked.
+tokens/s, and TensorBoard events under `runs/` when asked. Accelerate's warning that a checkpoint
+leaves out the tied output embeddings (`Removed shared tensor {'model.lm_head.weight'}`, reloaded
+as tied) is filtered out (`TiedWeights`); any other shared tensor is still reported.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import re
 import shutil
 import time
 from collections import defaultdict
@@ -31,6 +35,21 @@ from transformers import get_scheduler
 from train.config import RunConfig
 from train.data import Encoded, batches
 from train.manifest import CHECKPOINTS
+
+
+class TiedWeights(logging.Filter):
+    """Drops accelerate's "Removed shared tensor {...} while saving" when every tensor it names is an output
+    embedding (`lm_head.weight`) tied to the input embeddings."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()  # accelerate may prefix it with "[RANK 0] "
+        if "Removed shared tensor {" not in message:
+            return True
+        names = re.findall(r"'([^']+)'", message.split("Removed shared tensor {", 1)[1].split("}", 1)[0])
+        return not names or not all(name.split(".")[-2:] == ["lm_head", "weight"] for name in names)
+
+
+logging.getLogger("accelerate.utils.other").addFilter(TiedWeights())
 
 
 class Trainable(nn.Module):

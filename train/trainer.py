@@ -1,11 +1,18 @@
 """One training run, from its settings to an evaluated, Hub-ready folder: `run(RunConfig)`.
 
-A run checks everything it can before it writes anything (the output folder and a resumed run's
-settings, the corpus and its view, the objective's needs, the model or base, the tokenizer, the
-objective's own checks, the step count), then trains (`train.loop`), saves the folder
-(`train.output`, and the objective's own files), reloads it with `from_pretrained`, evaluates it
-(`train.evaluate`) and writes the manifest (`train.manifest`), the metrics, the curve and the
-model card. `zoo-train` (`train.cli`) is this function behind an argument parser.
+A run checks everything it can before it writes anything (that the output folder can be written,
+a resumed run's settings, the corpus and its view, the objective's needs, the model or base, the
+tokenizer, the objective's own checks, the step count), then trains (`train.loop`), saves the
+folder (`train.output`, and the objective's own files), writes the manifest (`train.manifest`)
+and the curve, then reloads the folder with `from_pretrained`, evaluates it (`train.evaluate`; the
+first `--eval-limit` records of the split, all by default, none with `--no-eval`) and writes the
+metrics and the model card.
+
+An evaluation that fails never costs the run its outputs: everything but `metrics.json` is in the
+folder, the model card says the evaluation failed and why, and `run` raises `EvaluationFailed`
+(`zoo-train`: one line, exit status 2) naming the `zoo-eval` command that evaluates the folder.
+An evaluation every `--eval-every` steps that fails is logged (`{"eval": {"error": ...}}`) and
+training goes on. `zoo-train` (`train.cli`) is this function behind an argument parser.
 """
 
 from __future__ import annotations
@@ -16,13 +23,14 @@ import os
 import platform
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import torch
 from accelerate import PartialState
 
 from cards.cli import first_line
-from cards.errors import UsageError
+from cards.errors import UsageError, ZooError
 from cards.generator import TrainingView
 from train import data, loop, output, presets
 from train.config import RunConfig
@@ -30,11 +38,18 @@ from train.manifest import CHECKPOINTS, RESUME, RunManifest
 from train.tokenizer import ensure_pad, load_tokenizer, train_tokenizer
 
 
+class EvaluationFailed(ZooError):
+    """The final evaluation raised; the run's folder holds everything but its metrics."""
+
+
 def run(config: RunConfig) -> dict | None:
     """Train, save, evaluate and describe the run `config`; returns the final metrics (None on the processes
-    of a multi-process run that do not write). A ZooError, before anything is written, for bad input."""
+    of a multi-process run that do not write). A ZooError, before anything is written, for bad input;
+    EvaluationFailed, once the run's folder is written, if its final evaluation raises."""
     if config.tensorboard and importlib.util.find_spec("tensorboard") is None:
         raise UsageError("--tensorboard needs the tensorboard package: pip install 'interp-zoo[tensorboard]'")
+    if not config.progress:
+        output.quiet()
     out = Path(config.out)
     resume_from, resuming = check_out(out, config)
     corpus = data.open_corpus(config.data, config.config)
@@ -46,8 +61,11 @@ def run(config: RunConfig) -> dict | None:
     objective = config.objective
     objective.check(corpus.view, corpus.kind)
     tokenizer, model, shape = build_model(config, records, corpus.view, out if resuming else None)
+    if isinstance(corpus.view, data.ChatView):
+        corpus.view.use(tokenizer)
     max_length = min(config.max_length, shape.context) if shape else config.max_length
-    train_set, dropped = data.encode(records, corpus.view, tokenizer, objective.keeps_cot, max_length)
+    train_set, dropped = data.encode(records, corpus.view, tokenizer, objective.keeps_cot, max_length,
+                                     config.progress)
     if dropped:
         print(f"zoo-train: note: {dropped} training records longer than {max_length} tokens left out", file=sys.stderr)
     if not len(train_set):
@@ -65,8 +83,7 @@ def run(config: RunConfig) -> dict | None:
     gold_lengths = [train_set.length(i) - len(train_set.prompt[i]) for i in range(len(train_set))]
     output.save_model(out, model, tokenizer, result["lm_state"], max(gold_lengths) + 8)
     objective.save(out, trainable, result["extra_state"])
-    split = pick_split(corpus.splits, config.eval_split)
-    metrics = final_evaluation(out, corpus.view, head(corpus.splits[split]) if split else [], config)
+    split = pick_split(corpus.splits, config.eval_split) if config.evaluates else None
     manifest = RunManifest(
         config=settings, command=run_command(config, corpus.name, out), corpus=corpus.name,
         generator=corpus.generator, corpus_config=corpus.config, corpus_command=corpus.command, eval_split=split,
@@ -74,16 +91,36 @@ def run(config: RunConfig) -> dict | None:
         hardware=hardware(result["processes"]), mixed_precision=result["mixed_precision"],
         parameters=presets.parameter_counts(model), architecture=model.config.model_type,
         vocab_size=model.config.vocab_size)
-    finish(out, manifest, metrics, corpus)
-    if not config.keep_checkpoints:
-        shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
+    manifest.write(out)
+    output.plot(out, loop.read_log(out))
+    try:
+        metrics = final_evaluation(out, corpus.view, head(corpus.splits[split], config.eval_limit) if split else [],
+                                   config)
+    except (Exception, KeyboardInterrupt) as err:  # the run is saved: say so, and why it has no metrics
+        reason = "interrupted" if isinstance(err, KeyboardInterrupt) else f"{type(err).__name__}: {first_line(err)}"
+        again = f"zoo-eval --model {out} --data {config.data} --split {split}"
+        named = f"zoo-eval --model {out.resolve().name} --data {corpus.name} --split {split}"  # no paths in a card
+        finish(out, manifest, None, corpus, f"The final evaluation failed ({reason}). Evaluate the model with "
+                                             f"`{named}`.", config.keep_checkpoints)
+        if isinstance(err, KeyboardInterrupt):
+            raise
+        raise EvaluationFailed(f"the final evaluation failed ({reason}); {out} holds the trained model, its "
+                               f"manifest, log and card, without metrics.json: {again} evaluates it") from err
+    note = None
+    if not config.evaluates:
+        note = "Not evaluated (the run was made with --no-eval or --eval-limit 0)."
+    elif not split:
+        note = "Not evaluated: the corpus has no test or validation split."
+    finish(out, manifest, metrics, corpus, note, config.keep_checkpoints)
     return metrics
 
 
 def check_out(out: Path, config: RunConfig) -> tuple[Path | None, bool]:
-    """(checkpoint to resume from, whether OUT already holds this run); UsageError if OUT must not be touched."""
+    """(checkpoint to resume from, whether OUT already holds this run); UsageError if OUT must not be touched
+    or cannot be written."""
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: exists and is not a folder")
+    check_writable(out)
     if not out.exists() or config.overwrite:
         return None, False
     if not config.resume:
@@ -98,6 +135,17 @@ def check_out(out: Path, config: RunConfig) -> tuple[Path | None, bool]:
         raise UsageError(f"--resume: {out} holds another run ({len(differ)} setting(s) differ, e.g. "
                          f"--{k.replace('_', '-')} was {before.get(k)!r}, now {now.get(k)!r})")
     return loop.latest_checkpoint(out), True
+
+
+def check_writable(out: Path) -> None:
+    """UsageError unless a folder can be made in OUT (if it exists) or in its nearest existing parent."""
+    place = next(p for p in (out, *out.absolute().parents) if p.exists())
+    if not place.is_dir():
+        raise UsageError(f"--out {out}: {place} is not a folder")
+    try:
+        Path(tempfile.mkdtemp(prefix=".zoo-train-", dir=place)).rmdir()
+    except OSError as err:
+        raise UsageError(f"--out {out}: cannot write in {place} ({first_line(err)})") from err
 
 
 def start_folder(processes, out: Path, config: RunConfig, resuming: bool, tokenizer) -> None:
@@ -162,7 +210,11 @@ def periodic_evaluation(config: RunConfig, corpus: data.Corpus, tokenizer):
     def evaluate(model) -> dict:
         from train.evaluate import evaluate
 
-        return evaluate(model, tokenizer, records, corpus.view, config.eval_batch_size, False)
+        try:
+            return evaluate(model, tokenizer, records, corpus.view, config.eval_batch_size, False)
+        except Exception as err:  # an evaluation on the way never stops the training
+            print(f"zoo-train: warning: evaluation failed ({first_line(err)})", file=sys.stderr)
+            return {"error": f"{type(err).__name__}: {first_line(err)}"}
 
     return evaluate
 
@@ -174,19 +226,24 @@ def final_evaluation(out: Path, view: TrainingView, records: list[dict], config:
     from train.evaluate import evaluate
 
     model, tokenizer = load_pretrained("--out", str(out))
+    if isinstance(view, data.ChatView):
+        view.use(tokenizer)
     model.to("cuda" if torch.cuda.is_available() else "cpu")
     return evaluate(model, tokenizer, records, view, config.eval_batch_size, config.progress)
 
 
-def finish(out: Path, manifest: RunManifest, metrics: dict, corpus: data.Corpus) -> None:
-    """metrics.json, training_args.json (the manifest), curve.png and README.md."""
+def finish(out: Path, manifest: RunManifest, metrics: dict | None, corpus: data.Corpus, note: str | None,
+           keep_checkpoints: bool) -> None:
+    """metrics.json (unless the evaluation failed: `metrics` None) and README.md, whose evaluation section
+    is `note` when there is one; then OUT/checkpoints goes, unless kept."""
     train_split = corpus.splits["train"]
     levels = sorted(set(train_split["level"])) if "level" in train_split.column_names else []
-    output.write_json(out / "metrics.json", {"split": manifest.eval_split, "corpus": manifest.corpus,
-                                             "config": manifest.corpus_config, **metrics})
-    manifest.write(out)
-    output.plot(out, loop.read_log(out))
-    output.write_card(out, manifest, metrics, corpus.task, levels)
+    if metrics is not None:
+        output.write_json(out / "metrics.json", {"split": manifest.eval_split, "corpus": manifest.corpus,
+                                                 "config": manifest.corpus_config, **metrics})
+    output.write_card(out, manifest, metrics or {}, corpus.task, levels, note)
+    if not keep_checkpoints:
+        shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
 
 
 def run_command(config: RunConfig, corpus: str, out: Path) -> str:
