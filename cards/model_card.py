@@ -60,6 +60,7 @@ class ModelDescription:
     training: dict = field(default_factory=dict)
     corpus_command: str | None = None  # the generator command that makes the corpus, if it is known
     example: dict | None = None  # {"prompt", "completion"}: one test prompt and its trained completion
+    evaluation_note: str | None = None  # replaces the results: a run not evaluated, or whose evaluation failed
 
 
 def worked_example(view, record: dict, keeps_cot: bool = True) -> dict:

@@ -174,6 +174,9 @@ def entry_from_folder(folder: str | Path, name: str, repo_id: str, revision: str
     if published and not revision:
         raise UsageError("--published needs --revision: a published entry is pinned")
     manifest = RunManifest.from_folder(folder)
+    if not (folder / "metrics.json").is_file():
+        raise UsageError(f"{folder} has no metrics.json (its evaluation failed or was skipped): run zoo-eval "
+                         f"--model {folder} --out {folder}/metrics.json first")
     metrics = json.loads((folder / "metrics.json").read_text())
     return {
         "name": name,

@@ -17,6 +17,7 @@ from huggingface_hub import ModelCard
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from cards.errors import UsageError
+from cards.zoo import entry_from_folder, read_registry
 from conftest import one_line_error
 from train import RunConfig, data, evaluate, loop, presets
 from train.cli import eval_main, train_main
@@ -112,6 +113,8 @@ def test_a_failing_final_evaluation_keeps_the_run_folder(corpora, tmp_path, cli,
     assert str(tmp_path) not in card
     # the evaluations on the way failed too, and training went on
     assert [e["eval"] for e in loop.read_log(out) if "eval" in e] == [{"error": "RuntimeError: boom"}] * 2
+    with pytest.raises(UsageError, match="no metrics.json"):  # the zoo says what to do, not a traceback
+        entry_from_folder(out, "run", "org/run")
 
 
 # 3. a bounded, batched final evaluation
@@ -268,3 +271,27 @@ def sql_model(corpora, tmp_path_factory) -> Path:
     assert train_main(["--data", str(corpora / "sql"), "--preset", "tiny", "--max-steps", "2", "--out", str(out),
                        "--no-progress"]) == 0
     return out
+
+
+def test_a_model_name_that_is_no_folder_is_answered_without_the_hub(corpora, tmp_path, cli, monkeypatch):
+    """An unpublished zoo checkpoint, or a near miss of a local folder, is refused at once: no Hub retries."""
+    import huggingface_hub
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the Hub was asked")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", no_network)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", no_network)
+    unpublished = next(e["name"] for e in read_registry() if not e["published"])
+    status, _, err = cli(eval_main, "--model", unpublished, "--data", corpora / "sql", "--no-progress")
+    assert "not published" in one_line_error(status, err)
+    (tmp_path / "run-nano").mkdir()
+    monkeypatch.chdir(tmp_path)
+    status, _, err = cli(eval_main, "--model", "run-nan", "--data", corpora / "sql", "--no-progress")
+    assert "did you mean run-nano" in one_line_error(status, err)
+
+
+def test_the_model_card_shows_the_prompt_format_of_its_corpus(corpora, sql_model):
+    first = datasets.load_dataset(str(corpora / "sql"), split="test")[0]
+    card = ModelCard.load(sql_model / "README.md").text
+    assert "## Prompt format" in card and first["prompt"].strip() in card and first["completion"] in card

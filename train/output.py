@@ -64,36 +64,15 @@ def quiet() -> None:
     datasets.disable_progress_bars()
 
 
-def write_card(out: Path, m: RunManifest, metrics: dict, task: str, levels: list, note: str | None = None) -> None:
-    """README.md: the model card of the run described by `m`, with its final `metrics`; `note` replaces the
-    body of its evaluation section (a run not evaluated, or whose evaluation failed)."""
+def write_card(out: Path, m: RunManifest, metrics: dict, task: str, levels: list, note: str | None = None,
+               example: dict | None = None) -> None:
+    """README.md: the model card of the run described by `m`, with its final `metrics`; `note` stands in
+    for the results (a run not evaluated, or whose evaluation failed); `example` is the prompt format."""
     name, c = out.resolve().name, m.config
-    text = model_card(ModelDescription(
+    (out / "README.md").write_text(model_card(ModelDescription(
         name=name, dataset=m.corpus, dataset_config=m.corpus_config, task=task, split=m.eval_split or "none",
         objective=c.objective.name, objective_text=c.objective.text, metrics=metrics, parameters=m.parameters,
         architecture=m.architecture, command=m.command, hardware=m.hardware,
         seconds=m.seconds, steps=m.steps, generator=m.generator, base_model=c.base, preset=c.preset, levels=levels,
-        training=c.card_table(), corpus_command=m.corpus_command))
-    start, end = _section(text, EVALUATION)
-    if note is not None:
-        text = text[:start] + f"\n{note.strip()}\n\n" + text[end:]
-    elif metrics.get("skipped_too_long"):
-        skipped = metrics["skipped_too_long"]
-        text = (text[:start] + f"\n{skipped:,} record{'s' * (skipped > 1)} longer than the model's context "
-                f"{'were' if skipped > 1 else 'was'} skipped; the metrics are over the other {metrics['n']:,}.\n"
-                + text[start:])
-    (out / "README.md").write_text(text, encoding="utf-8")
-
-
-EVALUATION = "## Evaluation"
-
-
-def _section(text: str, heading: str) -> tuple[int, int]:
-    """Where the body of a card section is: from the end of its heading line to the next heading (an empty
-    section at the end of the text if there is no such heading)."""
-    start = text.find(heading + "\n")
-    if start < 0:
-        return len(text), len(text)
-    start += len(heading) + 1
-    end = text.find("\n## ", start)
-    return start, end + 1 if end >= 0 else len(text)
+        training=c.card_table(), corpus_command=m.corpus_command, example=example,
+        evaluation_note=note.strip() if note else None)), encoding="utf-8")

@@ -17,6 +17,7 @@ training goes on. `zoo-train` (`train.cli`) is this function behind an argument 
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import json
 import os
@@ -32,6 +33,7 @@ from accelerate import PartialState
 from cards.cli import first_line
 from cards.errors import UsageError, ZooError
 from cards.generator import TrainingView
+from cards.model_card import worked_example
 from train import data, loop, output, presets
 from train.config import RunConfig
 from train.manifest import CHECKPOINTS, RESUME, RunManifest
@@ -190,14 +192,33 @@ def build_model(config: RunConfig, records, view: TrainingView, resumed: Path | 
 
 def load_pretrained(option: str, name: str):
     """(model, tokenizer) of a Hub id or a local folder; UsageError naming `option` if it cannot be loaded."""
-    if not Path(name).expanduser().exists() and (name.startswith((".", "/", "~")) or name.count("/") > 1):
-        raise UsageError(f"{option} {name}: no such folder")  # it can only be a local folder
+    if not Path(name).expanduser().exists():
+        name = _remote(option, name)
     try:
         from transformers import AutoModelForCausalLM
 
         return AutoModelForCausalLM.from_pretrained(name, dtype=torch.float32), load_tokenizer(name)
     except Exception as err:  # OSError, ValueError, HTTP errors...: all mean "cannot load it"
         raise UsageError(f"{option} {name}: cannot load it ({first_line(err)})") from err
+
+
+def _remote(option: str, name: str) -> str:
+    """What to load for a name that is no local folder: a zoo checkpoint (downloaded and verified), or a Hub
+    id. Answered at once, without asking the Hub, when it can only be a folder (a path, a local typo) or is
+    an unpublished zoo checkpoint."""
+    from cards import zoo
+
+    if name.startswith((".", "/", "~")) or name.count("/") > 1:
+        raise UsageError(f"{option} {name}: no such folder")
+    entry = zoo.find(name)
+    if entry is not None:
+        if not entry["published"]:
+            raise UsageError(f"{option} {name}: a zoo checkpoint that is not published; pass its folder")
+        return str(zoo.download(name))
+    near = difflib.get_close_matches(name, [p.name for p in Path.cwd().iterdir() if p.is_dir()], n=1, cutoff=0.75)
+    if near and "/" not in name:
+        raise UsageError(f"{option} {name}: no such folder (did you mean {near[0]}?)")
+    return name
 
 
 def periodic_evaluation(config: RunConfig, corpus: data.Corpus, tokenizer):
@@ -241,7 +262,9 @@ def finish(out: Path, manifest: RunManifest, metrics: dict | None, corpus: data.
     if metrics is not None:
         output.write_json(out / "metrics.json", {"split": manifest.eval_split, "corpus": manifest.corpus,
                                                  "config": manifest.corpus_config, **metrics})
-    output.write_card(out, manifest, metrics or {}, corpus.task, levels, note)
+    shown = corpus.splits[manifest.eval_split or "train"]
+    example = worked_example(corpus.view, shown[0], manifest.config.objective.keeps_cot) if len(shown) else None
+    output.write_card(out, manifest, metrics or {}, corpus.task, levels, note, example)
     if not keep_checkpoints:
         shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
 
