@@ -46,11 +46,10 @@ def check_target(out: str | Path, overwrite: bool) -> Path:
     """Refuse (UsageError), before any work, an output folder that may not be written; return its real path."""
     if str(out) == "":
         raise UsageError("output folder: expected a path, got an empty string")
-    target, cwd, home = Path(out).resolve(), Path.cwd().resolve(), Path.home().resolve()
-    if target == home or target == cwd or target in cwd.parents:
-        what = "the home folder" if target == home else "the current folder" if target == cwd else \
-            "a folder above the current one"
-        raise UsageError(f"refusing to write a corpus to {out}: {target} is {what}")
+    target = Path(out).resolve()
+    why = protected(target)
+    if why:
+        raise UsageError(f"refusing to write a corpus to {out}: {target} is {why}")
     if target.exists() and not overwrite:
         raise UsageError(f"output folder {out} already exists (pass --overwrite to replace it)")
     if target.exists() and not target.is_dir():
@@ -66,6 +65,19 @@ def check_target(out: str | Path, overwrite: bool) -> Path:
     except OSError as err:
         raise UsageError(f"cannot create {out} in {target.parent}: {err.strerror or err}") from None
     return target
+
+
+def protected(target: Path) -> str | None:
+    """Why the resolved path `target` must never be written or replaced (the home folder, the current one,
+    a folder above it, the root), or None."""
+    cwd, home = Path.cwd().resolve(), Path.home().resolve()
+    if target == home:
+        return "the home folder"
+    if target == cwd:
+        return "the current folder"
+    if target in cwd.parents:
+        return "a folder above the current one"
+    return None
 
 
 def replaceable(folder: Path) -> str | None:

@@ -295,3 +295,20 @@ def test_the_model_card_shows_the_prompt_format_of_its_corpus(corpora, sql_model
     first = datasets.load_dataset(str(corpora / "sql"), split="test")[0]
     card = ModelCard.load(sql_model / "README.md").text
     assert "## Prompt format" in card and first["prompt"].strip() in card and first["completion"] in card
+
+
+def test_overwrite_replaces_only_a_run_folder(corpora, sql_model, tmp_path, cli, monkeypatch):
+    """zoo-train --overwrite, like the generators', never deletes a folder it did not write."""
+    mine = tmp_path / "thesis"
+    mine.mkdir()
+    (mine / "thesis.txt").write_text("x")
+    common = ("--data", corpora / "sql", "--preset", "tiny", "--max-steps", "2", "--no-progress", "--overwrite")
+    status, _, err = cli(train_main, *common, "--out", mine)
+    assert "holds no zoo-train run" in one_line_error(status, err) and (mine / "thesis.txt").read_text() == "x"
+    monkeypatch.chdir(mine)
+    for protected in (".", ".."):
+        status, _, err = cli(train_main, *common, "--out", protected)
+        assert "refusing to write a run" in one_line_error(status, err)
+    assert (mine / "thesis.txt").read_text() == "x"
+    status, _, err = cli(train_main, *common, "--out", sql_model)  # a run folder may be replaced
+    assert status == 0, err

@@ -188,8 +188,9 @@ class RunConfig:
         "checkpoint the full training state every N steps", OUTPUT, type=int, check=POSITIVE, neutral=True))
     resume: bool = field(default=False, metadata=setting("continue the run in OUT from its newest checkpoint",
                                                          OUTPUT, type=bool, neutral=True, command=False))
-    overwrite: bool = field(default=False, metadata=setting("replace OUT if it exists", OUTPUT, type=bool,
-                                                            neutral=True, command=False))
+    overwrite: bool = field(default=False, metadata=setting(
+        "replace OUT if it exists and is empty or a zoo-train run folder (never the current, home or a parent folder)",
+        OUTPUT, type=bool, neutral=True, command=False))
     keep_checkpoints: bool = field(default=False, metadata=setting("keep OUT/checkpoints after the run", OUTPUT,
                                                                    type=bool, neutral=True))
 

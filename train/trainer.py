@@ -31,12 +31,13 @@ import torch
 from accelerate import PartialState
 
 from cards.cli import first_line
+from cards.dataset_folder import protected
 from cards.errors import UsageError, ZooError
 from cards.generator import TrainingView
 from cards.model_card import worked_example
 from train import data, loop, output, presets
 from train.config import RunConfig
-from train.manifest import CHECKPOINTS, RESUME, RunManifest
+from train.manifest import CHECKPOINTS, MANIFEST, RESUME, RunManifest
 from train.tokenizer import ensure_pad, load_tokenizer, train_tokenizer
 
 
@@ -122,8 +123,16 @@ def check_out(out: Path, config: RunConfig) -> tuple[Path | None, bool]:
     or cannot be written."""
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: exists and is not a folder")
+    why = protected(out.resolve())
+    if why:
+        raise UsageError(f"--out {out}: refusing to write a run to {out.resolve()}: it is {why}")
     check_writable(out)
-    if not out.exists() or config.overwrite:
+    if not out.exists():
+        return None, False
+    if config.overwrite:
+        if any(out.iterdir()) and not ((out / MANIFEST).is_file() or (out / CHECKPOINTS / RESUME).is_file()):
+            raise UsageError(f"--out {out}: refusing to replace it: it is not empty and holds no zoo-train run "
+                             f"({MANIFEST} or {CHECKPOINTS}/{RESUME})")
         return None, False
     if not config.resume:
         raise UsageError(f"--out {out}: already exists (pass --resume to continue its run or --overwrite to replace it)")
