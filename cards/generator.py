@@ -60,6 +60,8 @@ class TrainingView:
     chain_of_thought: ClassVar[bool] = False  # records carry a CoT that icot/nocot can remove
     answer_prefix: ClassVar[str] = ""  # tokenised apart from the rest of the answer (e.g. multmath's " ####")
     digit_tokenizer: ClassVar[bool] = False  # a model from scratch gets one token per digit
+    prompt_special_tokens: ClassVar[bool] = True  # prompts get the tokenizer's special tokens (a chat template
+    # writes its own)
 
     def pieces(self, record: dict) -> tuple[str, str, str]:
         """(prompt, chain of thought, answer) text; the answer starts with `answer_prefix`."""

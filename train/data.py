@@ -243,7 +243,7 @@ def records_in_chunks(records, size: int = CHUNK) -> Iterator[list[dict]]:
 def prompt_ids(ids, view: TrainingView, prompts: list[str]) -> list[list[int]]:
     """Token ids of prompts: with the tokenizer's special tokens, unless the view writes them itself (a chat
     template). `ids` is `train.tokenizer.token_ids(tokenizer)`."""
-    return ids(prompts, getattr(view, "prompt_special_tokens", True))
+    return ids(prompts, view.prompt_special_tokens)
 
 
 def subset(enc: Encoded, keep: list[int]) -> Encoded:
