@@ -3,26 +3,26 @@
 The registry is `cards/zoo.json` (another file with `--registry PATH` or the environment variable
 `ZOO_REGISTRY`). Each entry names a checkpoint, its Hub repository and pinned revision, what it was
 trained on and how (task, level, preset, objective, parameter count, the generator and `zoo-train`
-commands), its headline metrics and the sha256 of each weight file. Entries are written by
-`zoo register`, which reads them from a finished `zoo-train` folder (its run manifest,
-`train.manifest.RunManifest`, which also records what the corpus card said), so no number in the
-registry is typed by hand:
-
-    zoo register RUN_FOLDER --name multmath-3x3-icot-nano --repo-id ORG/multmath-3x3-icot-nano \\
-        [--revision TAG --published]
+commands), its headline metrics, the sha256 of each weight file, and where it can be got
+(`availability`): `shipped` (its files are in `zoo/<name>` of the source tree, `shipped_dir`),
+`hub REVISION` (published), or `not built`. Entries are written by `zoo build` (`cards.build`, from
+the recipe `cards/recipe.json`, `cards.recipe`) and `zoo register`, which read them from a finished
+folder (its run manifest, `train.manifest.RunManifest`, metrics and weights), so no number in the
+registry is typed by hand.
 
 `published` stays false until the checkpoint is on the Hub at the pinned revision. The registry is
 checked whenever it is read (`check_registry`): entries with every key of `FIELDS`, repo ids
 ORG/NAME, and weight files named by plain relative names with their sha256.
 
-Commands: `zoo list` (filters that match nothing are an error naming the known values),
-`zoo info NAME [--card]` (the card is fetched only for a published entry), `zoo download NAME`
-(snapshot_download from the configured endpoint; then every listed weight file must have its
-sha256 and every `*.safetensors` of the download must be listed), `zoo publish FOLDER --repo-id
-ORG/NAME [--tag V] [--dataset-repo-id ORG/CORPUS]` (`cards.hub`: the published card names the
-repository, and a checkpoint's card the corpus's repository), `zoo serve HUB_DIR` (olah over a
-local hub directory) and `zoo register`. In Python: `cards.zoo.load(NAME)` returns `(model, tokenizer)`;
-`find(NAME)` and `is_published(NAME)` answer from the registry alone, without the network.
+Commands: `zoo list [--json | --markdown]` (the registry's entries and, with the packaged registry,
+the recipe's rows not built yet; filters that match nothing are an error naming the known values),
+`zoo info NAME [--card]`, `zoo download NAME` (the local Hub cache, then the shipped copy, then
+snapshot_download from the configured endpoint; whatever the source every listed weight file must
+have its sha256 and every `*.safetensors` must be listed), `zoo build`, `zoo publish FOLDER
+--repo-id ORG/NAME [--tag V] [--dataset-repo-id ORG/CORPUS]` (`cards.hub`), `zoo serve [HUB_DIR]
+[--shipped]` (olah over a local hub directory; `--shipped` publishes the shipped tier into it first)
+and `zoo register`. In Python: `cards.zoo.load(NAME)` returns `(model, tokenizer)`; `find(NAME)` and
+`is_published(NAME)` answer from the registry alone, without the network.
 
 Errors: `UsageError` for bad input, `IntegrityError` for a corrupt registry or a weight file whose
 sha256 is not the registry's (or that it does not list), `ExternalError` when the endpoint fails.
@@ -56,8 +56,25 @@ from train.manifest import RunManifest
 # The keys of a registry entry and the types of their values (None where a value may be missing).
 FIELDS = {"name": str, "repo_id": str, "revision": (str, type(None)), "published": bool, "task": str,
           "level": (str, type(None)), "preset": (str, type(None)), "objective": str, "architecture": str,
-          "parameters": (int, float), "corpus": dict, "train_command": str, "metrics": dict, "files": dict}
+          "parameters": (int, float), "corpus": dict, "train_command": str, "metrics": dict, "files": dict,
+          "shipped": bool}
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
+SHIPPED = Path(__file__).resolve().parents[1] / "zoo"  # the shipped tier, in a source checkout (not in the wheel)
+
+
+def shipped_dir() -> Path:
+    """Where shipped checkpoints live: $ZOO_SHIPPED, else `zoo/` next to the packages of a source checkout."""
+    return Path(os.environ.get("ZOO_SHIPPED") or SHIPPED)
+
+
+def availability(entry: dict | None) -> str:
+    """Where a checkpoint can be got: `shipped` (its files come with the project), `hub REVISION`, or
+    `not built` (no entry, or neither)."""
+    if entry is None:
+        return "not built"
+    if entry["shipped"]:
+        return "shipped" + (f", hub {entry['revision']}" if entry["published"] else "")
+    return f"hub {entry['revision']}" if entry["published"] else "not built"
 
 
 def registry_path(path: str | os.PathLike | None = None) -> Path:
@@ -139,6 +156,9 @@ def lookup(name: str, path: str | os.PathLike | None = None) -> dict:
     for entry in entries:
         if entry["name"] == name:
             return entry
+    row = next((r for r in recipe_rows(path) if r.name == name), None)
+    if row:
+        raise UsageError(f"{name} is not built yet (a {row.tier}-tier recipe row): `{row.build_command}` makes it")
     names = [e["name"] for e in entries]
     close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
     hint = f"closest: {', '.join(close)}" if close else f"known: {', '.join(names) or 'none'}"
@@ -166,7 +186,7 @@ def sha256(file: Path) -> str:
 
 
 def entry_from_folder(folder: str | Path, name: str, repo_id: str, revision: str | None = None,
-                      published: bool = False) -> dict:
+                      published: bool = False, shipped: bool = False) -> dict:
     """A registry entry read from a finished `zoo-train` folder: its manifest, metrics and weight files."""
     folder = Path(folder)
     if hub.folder_kind(folder) != "model":
@@ -195,6 +215,7 @@ def entry_from_folder(folder: str | Path, name: str, repo_id: str, revision: str
                     **{k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)}},
         "files": {rel.as_posix(): sha256(folder / rel) for rel in hub.published_files(folder)
                   if rel.suffix == ".safetensors"},
+        "shipped": shipped,
     }
 
 
@@ -203,25 +224,52 @@ def entry_from_folder(folder: str | Path, name: str, repo_id: str, revision: str
 
 def download(name: str, revision: str | None = None, local_dir: str | Path | None = None,
              registry: str | None = None) -> Path:
-    """Download a checkpoint with huggingface_hub (HF_ENDPOINT, HF_HOME, HF_HUB_OFFLINE and tokens apply)
-    and check its weight files against the registry's sha256; returns the folder."""
+    """A checkpoint's folder, from the first place that has it: the local Hub cache, the shipped copy
+    (`shipped_dir`), then the Hub (HF_ENDPOINT, HF_HOME, HF_HUB_OFFLINE and tokens apply); a `revision`
+    other than the registry's goes to the Hub. Whatever the source, its weight files must have the
+    registry's sha256 (`verify`). With `local_dir`, the files
+    are copied there (a new or empty folder) and that folder is returned."""
     entry = lookup(name, registry)
+    pinned = revision in (None, entry["revision"])  # another revision is asked of the Hub, not of copies
     revision = revision or entry["revision"]
+    source = (_cached(entry, revision) or _shipped(entry)) if pinned else None
+    if source is None and not (entry["published"] or entry["shipped"]):
+        raise UsageError(f"{name} is not built yet (the registry lists no shipped or published copy): "
+                         f"`zoo build --only {name}` makes it")
     if local_dir is None:
-        return verify(_snapshot(entry, revision, None), entry)
+        return verify(source, entry) if source else verify(_snapshot(entry, revision, None), entry)
     local_dir = Path(local_dir)
     if local_dir.exists() and (not local_dir.is_dir() or any(local_dir.iterdir())):
         raise UsageError(f"--local-dir {local_dir}: exists and is not an empty folder")
     local_dir.parent.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=f".{local_dir.name}.partial-", dir=local_dir.parent))
     try:
-        verify(_snapshot(entry, revision, partial), entry)
+        if source:
+            shutil.copytree(verify(source, entry), partial, dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns(".*"))
+        verify(partial if source else _snapshot(entry, revision, partial), entry)
         if local_dir.exists():
             local_dir.rmdir()
         partial.rename(local_dir)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return local_dir
+
+
+def _cached(entry: dict, revision: str | None) -> Path | None:
+    """The entry's snapshot in the local Hub cache, or None (nothing is fetched)."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(entry["repo_id"], revision=revision, local_files_only=True))
+    except Exception:  # not in the cache (huggingface_hub raises several kinds for that)
+        return None
+
+
+def _shipped(entry: dict) -> Path | None:
+    """The shipped copy of the entry, or None when the registry marks none or this install lacks it."""
+    folder = shipped_dir() / entry["name"]
+    return folder if entry["shipped"] and folder.is_dir() else None
 
 
 def _snapshot(entry: dict, revision: str | None, local_dir: Path | None) -> Path:
@@ -274,10 +322,13 @@ def parser() -> Parser:
     p = Parser(prog="zoo", description="The interp-zoo checkpoints: list, inspect, download, publish, serve.")
     p.add_argument("--registry", help="registry file (default: $ZOO_REGISTRY or the packaged cards/zoo.json)")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
-    ls = sub.add_parser("list", help="the checkpoints, as a table")
+    ls = sub.add_parser("list", help="the checkpoints (built or only in the recipe), with where to get them")
     ls.add_argument("--task", help="tinysql, multmath, mcq, ...")
     ls.add_argument("--level", help="the corpus config, e.g. 3x3 or level1 (1 matches level1)")
     ls.add_argument("--size", help="the preset, e.g. nano or 33m")
+    form = ls.add_mutually_exclusive_group()
+    form.add_argument("--json", action="store_true", help="one JSON object per checkpoint, for scripts")
+    form.add_argument("--markdown", action="store_true", help="a markdown table with each row's rebuild command")
     info = sub.add_parser("info", help="one checkpoint's registry entry")
     info.add_argument("name")
     info.add_argument("--card", action="store_true",
@@ -295,8 +346,26 @@ def parser() -> Parser:
     pub.add_argument("--tag", help="tag the published revision, e.g. v1 (never moved once it exists)")
     pub.add_argument("--dataset-repo-id", help="ORG/NAME of the corpus on the Hub: a checkpoint's card names it")
     serve = sub.add_parser("serve", help="serve a local hub directory over the Hub API (needs interp-zoo[serve])")
-    serve.add_argument("hub_dir")
+    serve.add_argument("hub_dir", nargs="?", help="the hub directory (default with --shipped: a temporary one)")
+    serve.add_argument("--shipped", action="store_true",
+                       help="first publish every shipped checkpoint into it, as ORG/NAME of its registry entry")
     serve.add_argument("--port", type=int, default=8090)
+    b = sub.add_parser("build", help="generate, train, evaluate, ship and register the recipe's checkpoints",
+                       description="Build the checkpoints of the zoo recipe (cards/recipe.json) that are not built "
+                                   "yet: corpora, training (resumed if interrupted), a float16 release evaluated on "
+                                   "the test split, the registry entry and, for the cpu tier, the shipped copy in "
+                                   "zoo/. Nothing to do takes seconds.")
+    b.add_argument("--tier", choices=("cpu", "gpu"), help="only this tier (default: cpu, unless --only names rows)")
+    b.add_argument("--only", nargs="+", metavar="NAME", help="only these rows")
+    b.add_argument("--task", help="only this task (tinysql, multmath, mcq)")
+    b.add_argument("--build-dir", default=os.environ.get("ZOO_BUILD_DIR", "zoo-build"),
+                   help="where corpora and runs are kept between builds (default: $ZOO_BUILD_DIR or ./zoo-build)")
+    b.add_argument("--hub-dir", help="also publish each new checkpoint into this local hub directory")
+    b.add_argument("--jobs", type=int, default=1, help="runs trained at once (default 1)")
+    b.add_argument("--threads", type=int, default=1,
+                   help="torch threads per cpu-tier run (default 1, as the shipped tier was built: bit-reproducible)")
+    b.add_argument("--rebuild", action="store_true", help="train the chosen rows again from scratch")
+    b.add_argument("--no-progress", action="store_true", help="no progress bars")
     reg = sub.add_parser("register", help="add or replace a registry entry, read from a zoo-train folder")
     reg.add_argument("folder")
     reg.add_argument("--name", required=True)
@@ -311,27 +380,74 @@ def _main(argv: Sequence[str] | None = None) -> int:
     return COMMANDS[args.command](args)
 
 
+def listing(registry: str | None = None) -> list[dict]:
+    """Every checkpoint: the registry's entries, then the recipe's rows not in the registry (not built),
+    each as the JSON object `zoo list --json` prints."""
+    entries = read_registry(registry)
+    rows = {row.name: row for row in recipe_rows(registry)}
+    known = {e["name"] for e in entries}
+    items = [{"name": e["name"], "task": e["task"], "level": e["level"], "objective": e["objective"],
+              "preset": e["preset"], "parameters": e["parameters"], "metrics": e["metrics"],
+              "available": availability(e), "tier": rows[e["name"]].tier if e["name"] in rows else None,
+              "build": rows[e["name"]].build_command if e["name"] in rows else None} for e in entries]
+    items += [{"name": r.name, "task": r.task, "level": r.level, "objective": r.objective, "preset": r.preset,
+               "parameters": None, "metrics": {}, "available": availability(None), "tier": r.tier,
+               "build": r.build_command} for r in rows.values() if r.name not in known]
+    return items
+
+
+def recipe_rows(registry: str | None = None) -> list:
+    """The recipe's rows that go with `registry`: the packaged recipe goes with the packaged registry,
+    ZOO_RECIPE with any; a registry of one's own has none."""
+    from cards.recipe import read_recipe
+
+    own = registry or os.environ.get("ZOO_REGISTRY")
+    return read_recipe() if os.environ.get("ZOO_RECIPE") or not own else []
+
+
 def _list(args) -> int:
     def keep(e: dict) -> bool:
         return ((not args.task or e["task"] == args.task) and (not args.size or e["preset"] == args.size)
                 and (not args.level or args.level in (e["level"], (e["level"] or "").removeprefix("level"))))
 
-    known = read_registry(args.registry)
-    entries = [e for e in known if keep(e)]
+    known = listing(args.registry)
+    items = [e for e in known if keep(e)]
     asked = {option: value for option, value in (("task", args.task), ("level", args.level), ("size", args.size))
              if value}
-    if not entries and asked:
+    if not items and asked:
         key = {"task": "task", "level": "level", "size": "preset"}
         values = "; ".join(f"{option}s: {', '.join(sorted({str(e[key[option]]) for e in known})) or 'none'}"
                            for option in asked)
         raise UsageError(f"no checkpoint matches {' '.join(f'--{o} {v}' for o, v in asked.items())} (known {values})")
-    rows = [[e["name"], e["task"], e["level"], e["objective"], e["preset"], f"{e['parameters'] / 1e6:.1f}M",
-             _headline(e["metrics"]), "yes" if e["published"] else "no"] for e in entries]
-    print(_table(["name", "task", "level", "objective", "size", "params", "test metric", "published"], rows))
+    if args.json:
+        for item in items:
+            print(json.dumps(item))
+        return 0
+    if args.markdown:
+        print(markdown_listing(items))
+        return 0
+    rows = [[e["name"], e["task"], e["level"], e["objective"], e["preset"], _millions(e["parameters"]),
+             headline(e["metrics"]), e["available"]] for e in items]
+    print(_table(["name", "task", "level", "objective", "size", "params", "test metric", "available"], rows))
     return 0
 
 
-def _headline(metrics: dict) -> str:
+def markdown_listing(items: list[dict]) -> str:
+    """The README's results table: one row per checkpoint and the command that (re)builds it."""
+    from cards.card import markdown_table
+
+    rows = [[f"`{e['name']}`", e["task"], e["level"] or "-", e["objective"], e["preset"] or "-",
+             _millions(e["parameters"]), headline(e["metrics"]), e["available"], f"`{e['build']}`" if e["build"]
+             else "-"] for e in items]
+    return markdown_table(["checkpoint", "task", "level", "objective", "size", "params", "test metric", "get it",
+                           "rebuild"], rows)
+
+
+def _millions(parameters) -> str:
+    return f"{parameters / 1e6:.1f}M" if parameters else "-"
+
+
+def headline(metrics: dict) -> str:
     """exact_match, else the first score of the entry's metrics."""
     scores = [k for k, v in metrics.items() if isinstance(v, float)]
     key = "exact_match" if "exact_match" in scores else next(iter(scores), None)
@@ -351,6 +467,7 @@ def _info(args) -> int:
           f"{e['task']} {e['level']}, objective {e['objective']}")
     print(f"repo:      {e['repo_id']} @ {e['revision'] or '(no pinned revision)'}"
           f" ({'published' if e['published'] else 'not published'})")
+    print(f"available: {availability(e)}" + (f" ({shipped_dir() / e['name']})" if _shipped(e) else ""))
     print("metrics:   " + ", ".join(f"{k} {v}" for k, v in e["metrics"].items()))
     print(f"corpus:    {e['corpus'].get('command') or '(unknown)'}")
     print(f"training:  {e['train_command']}")
@@ -395,7 +512,12 @@ def _publish(args) -> int:
 
 
 def _serve(args) -> int:
-    server = hub.Server(Path(args.hub_dir), args.port)
+    if not (args.hub_dir or args.shipped):
+        raise UsageError("zoo serve needs a hub directory, or --shipped")
+    hub_dir = Path(args.hub_dir or tempfile.mkdtemp(prefix="zoo-shipped-hub-"))
+    if args.shipped:
+        publish_shipped(hub_dir, args.registry)
+    server = hub.Server(hub_dir, args.port)
     previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         server.start()
@@ -412,6 +534,35 @@ def _serve(args) -> int:
             signal.signal(sig, handler)
 
 
+def _build(args) -> int:
+    from cards import build, recipe
+
+    for option, value in (("--jobs", args.jobs), ("--threads", args.threads)):
+        if value < 1:
+            raise UsageError(f"{option}: expected a positive number, got {value}")
+    tier = args.tier or (None if args.only else "cpu")
+    rows = recipe.select(recipe.read_recipe(), tier, args.only, args.task)
+    hub_dir = Path(args.hub_dir) if args.hub_dir else None
+    if hub_dir and hub_dir.exists() and not hub_dir.is_dir():
+        raise UsageError(f"--hub-dir {hub_dir}: exists and is not a folder")
+    build.build(rows, Path(args.build_dir), hub_dir, args.jobs, args.threads, args.rebuild, args.registry,
+                not args.no_progress)
+    return 0
+
+
+def publish_shipped(hub_dir: Path, registry: str | None = None) -> list[str]:
+    """Publish every shipped checkpoint of this install (verified first) into `hub_dir` as its registry
+    repo id; returns their names. A UsageError if there is none."""
+    entries = [e for e in read_registry(registry) if _shipped(e)]
+    if not entries:
+        raise UsageError(f"no shipped checkpoint in {shipped_dir()} (an install from a wheel has none: clone "
+                         f"the repository)")
+    for e in entries:
+        hub.publish_to_dir(verify(_shipped(e), e), hub_dir, e["repo_id"])
+        print(f"zoo: {e['name']} -> {e['repo_id']}", file=sys.stderr)
+    return [e["name"] for e in entries]
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
@@ -426,7 +577,7 @@ def _register(args) -> int:
 
 
 COMMANDS = {"list": _list, "info": _info, "download": _download, "publish": _publish, "serve": _serve,
-            "register": _register}
+            "register": _register, "build": _build}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -130,7 +130,8 @@ def train(trainable: Trainable, data: Encoded, s: RunConfig, out: Path, pad_id: 
             sums["loss"] += loss.detach() / s.grad_accum
             for key, value in parts.items():
                 sums[key] += value / s.grad_accum
-        sums["grad_norm"] += accelerator.clip_grad_norm_(module.parameters(), s.max_grad_norm).detach()
+        norm = accelerator.clip_grad_norm_(module.parameters(), s.max_grad_norm)
+        sums["grad_norm"] += (norm.full_tensor() if hasattr(norm, "full_tensor") else norm).detach()  # FSDP2: DTensor
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
@@ -138,6 +139,7 @@ def train(trainable: Trainable, data: Encoded, s: RunConfig, out: Path, pad_id: 
         done = step + 1
         if done % s.log_every == 0 or done == steps:
             elapsed = time.perf_counter() - timer
+            sums = over_processes(accelerator, sums)
             entry = {"step": done, "epoch": round(done / per_epoch, 4), "lr": scheduler.get_last_lr()[0],
                      "tokens_per_s": round(tokens / elapsed, 1),
                      **{k: float(v) / (done - log.last_step) for k, v in sums.items()},
@@ -163,6 +165,17 @@ def train(trainable: Trainable, data: Encoded, s: RunConfig, out: Path, pad_id: 
     return {"lm_state": lm_state, "extra_state": extra_state, "steps": steps, "steps_per_epoch": per_epoch,
             "seconds": time.time() - began, "main": accelerator.is_main_process, "processes": world,
             "mixed_precision": accelerator.mixed_precision, "device": str(accelerator.device)}
+
+
+def over_processes(accelerator: Accelerator, sums: dict) -> dict:
+    """The logged sums averaged over the processes: each one holds the losses of its own micro-batches only
+    (the gradient norm is the same everywhere). One all-reduce, made by every process at the same steps."""
+    if accelerator.num_processes == 1:
+        return sums
+    keys = sorted(sums)  # the same order on every process
+    values = torch.stack([torch.as_tensor(sums[k], dtype=torch.float32).to(accelerator.device) for k in keys])
+    means = dict(zip(keys, accelerator.reduce(values, "mean")))
+    return {k: means[k] for k in sums}
 
 
 def param_groups(module: nn.Module, weight_decay: float) -> list[dict]:
