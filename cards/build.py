@@ -194,10 +194,31 @@ def release(row: Row, build_dir: Path, hub_dir: Path | None, threads: int | None
     zoo.write_registry([*entries, entry], registry)
     where = f"shipped in {target}" if row.tier == "cpu" else f"released in {target}"
     say(f"{row.name}: test {zoo.headline(metrics)} (float16 weights), {where}, registered")
+    refresh_contrasts(registry)
     if hub_dir:
         commit, _ = hub.publish_to_dir(target, hub_dir, entry["repo_id"])
         say(f"{row.name}: published to {hub_dir} ({entry['repo_id']} {commit[:12]})")
     return target
+
+
+CONTRAST = ("<!-- zoo:contrast -->", "<!-- /zoo:contrast -->")
+
+
+def refresh_contrasts(registry: str | None) -> None:
+    """Put the table comparing the objectives of each multiplication size (`zoo.contrast_tables`) into
+    the cards of its shipped checkpoints, replacing the one an earlier build wrote."""
+    entries = zoo.read_registry(registry)
+    for entry in entries:
+        card = zoo.shipped_dir() / entry["name"] / "README.md"
+        tables = zoo.contrast_tables([e for e in entries if e["task"] == entry["task"] and e["level"] == entry["level"]])
+        if not (entry["shipped"] and tables and card.is_file()):
+            continue
+        text = card.read_text(encoding="utf-8")
+        if CONTRAST[0] in text:
+            text = text[:text.index(CONTRAST[0])].rstrip("\n") + text[text.index(CONTRAST[1]) + len(CONTRAST[1]):]
+        section = (f"\n\n{CONTRAST[0]}\n## The objectives compared\n\nThe same shape, corpus and steps with "
+                   f"each objective (from the zoo registry):\n\n{tables[0]}\n{CONTRAST[1]}\n")
+        card.write_text(text.rstrip("\n") + section, encoding="utf-8")
 
 
 def copy_release(run: Path, folder: Path) -> None:

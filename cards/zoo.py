@@ -57,7 +57,7 @@ from train.manifest import RunManifest
 FIELDS = {"name": str, "repo_id": str, "revision": (str, type(None)), "published": bool, "task": str,
           "level": (str, type(None)), "preset": (str, type(None)), "objective": str, "architecture": str,
           "parameters": (int, float), "corpus": dict, "train_command": str, "metrics": dict, "files": dict,
-          "shipped": bool}
+          "shipped": bool, "run": dict}
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 SHIPPED = Path(__file__).resolve().parents[1] / "zoo"  # the shipped tier, in a source checkout (not in the wheel)
 
@@ -212,7 +212,10 @@ def entry_from_folder(folder: str | Path, name: str, repo_id: str, revision: str
         "corpus": {"config": manifest.corpus_config, "command": manifest.corpus_command},
         "train_command": with_option(manifest.command, "--out", name),
         "metrics": {"split": manifest.eval_split, "n": metrics.get("n", 0),
-                    **{k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)}},
+                    **{k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)},
+                    **{k: [round(x, 4) for x in v] for k, v in metrics.items()
+                       if isinstance(v, list) and v and all(isinstance(x, float) for x in v)}},
+        "run": {"steps": manifest.steps, "seconds": manifest.seconds, "hardware": manifest.hardware},
         "files": {rel.as_posix(): sha256(folder / rel) for rel in hub.published_files(folder)
                   if rel.suffix == ".safetensors"},
         "shipped": shipped,
@@ -424,7 +427,8 @@ def _list(args) -> int:
             print(json.dumps(item))
         return 0
     if args.markdown:
-        print(markdown_listing(items))
+        built = [e for e in read_registry(args.registry) if keep(e)]
+        print("\n\n".join([markdown_listing(items), *contrast_tables(built)]))
         return 0
     rows = [[e["name"], e["task"], e["level"], e["objective"], e["preset"], _millions(e["parameters"]),
              headline(e["metrics"]), e["available"]] for e in items]
@@ -441,6 +445,28 @@ def markdown_listing(items: list[dict]) -> str:
              else "-"] for e in items]
     return markdown_table(["checkpoint", "task", "level", "objective", "size", "params", "test metric", "get it",
                            "rebuild"], rows)
+
+
+def contrast_tables(entries: list[dict]) -> list[str]:
+    """For each multiplication size with two or more built objectives, a markdown table comparing them
+    (exact match, digit accuracy, accuracy per answer digit, steps, minutes)."""
+    from cards.card import markdown_table
+
+    tables = []
+    for level in sorted({e["level"] for e in entries if e["task"] == "multmath"}):
+        group = sorted((e for e in entries if e["task"] == "multmath" and e["level"] == level),
+                       key=lambda e: ("aux", "nocot", "icot").index(e["objective"]) if e["objective"] in
+                       ("aux", "nocot", "icot") else 9)
+        if len(group) < 2:
+            continue
+        rows = [[f"`{e['name']}`", e["objective"], f"{e['metrics'].get('exact_match', 0):.3f}",
+                 f"{e['metrics'].get('digit_accuracy', 0):.3f}",
+                 " ".join(f"{x:.2f}" for x in e["metrics"].get("digit_accuracy_by_position", [])),
+                 f"{e['run']['steps']:,}", f"{e['run']['seconds'] / 60:.0f}"] for e in group]
+        tables.append(f"Multiplication {level}, test split:\n\n" + markdown_table(
+            ["checkpoint", "objective", "exact match", "digit accuracy", "per digit c0 (lowest) ..", "steps",
+             "minutes"], rows))
+    return tables
 
 
 def _millions(parameters) -> str:

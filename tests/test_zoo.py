@@ -210,7 +210,8 @@ def an_entry(**changes) -> dict:
              "preset": "tiny", "objective": "sft", "architecture": "gpt2", "parameters": 100_000,
              "corpus": {"config": "level1", "command": "mcq-gen --out q"}, "train_command": "zoo-train --out m",
              "metrics": {"split": "test", "n": 8, "label_accuracy": 0.5, "gold_probability": 0.4},
-             "files": {"model.safetensors": "0" * 64}, "shipped": False}
+             "files": {"model.safetensors": "0" * 64}, "shipped": False,
+             "run": {"steps": 3, "seconds": 1.0, "hardware": "CPU"}}
     return {**entry, **changes}
 
 

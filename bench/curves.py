@@ -1,0 +1,46 @@
+"""Learning curves of zoo-train runs: the periodic validation evaluations of each run's log.jsonl as a
+markdown table (step, exact match, digit or label accuracy, and accuracy per answer digit where the
+corpus has digits), so that runs of different objectives can be compared step by step.
+
+    python bench/curves.py zoo-build/runs/multmath-3x3-aux-nano zoo-build/runs/multmath-3x3-nocot-nano
+
+The runs are folders that `zoo build` (or zoo-train) wrote; the shipped releases carry no log, so
+this reads the build folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def evaluations(run: Path) -> list[dict]:
+    lines = (run / "log.jsonl").read_text().splitlines()
+    return [{"step": e["step"], **e["eval"]} for e in map(json.loads, lines) if "eval" in e and "error" not in e["eval"]]
+
+
+def row(run: Path, e: dict) -> str:
+    score = e.get("digit_accuracy", e.get("label_accuracy", e.get("normalized_match")))
+    digits = " ".join(f"{x:.2f}" for x in e.get("digit_accuracy_by_position", []))
+    return f"| {run.name} | {e['step']:,} | {e.get('exact_match', 0):.3f} | {score if score is None else f'{score:.3f}'} | {digits} |"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="zoo-train run folders (with log.jsonl)")
+    args = parser.parse_args(argv)
+    print("| run | step | exact match | digit / label accuracy | per digit c0 (lowest) .. |")
+    print("|---|---|---|---|---|")
+    for run in args.runs:
+        if not (run / "log.jsonl").is_file():
+            print(f"curves: {run} has no log.jsonl", file=sys.stderr)
+            return 2
+        for e in evaluations(run):
+            print(row(run, e))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
