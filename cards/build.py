@@ -190,10 +190,14 @@ def release(row: Row, build_dir: Path, hub_dir: Path | None, threads: int | None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     entry = zoo.entry_from_folder(target, row.name, f"{ORG}/{row.name}", shipped=row.tier == "cpu")
+    before = zoo.find(row.name, registry)
     entries = [e for e in zoo.read_registry(registry) if e["name"] != row.name]
     zoo.write_registry([*entries, entry], registry)
     where = f"shipped in {target}" if row.tier == "cpu" else f"released in {target}"
     say(f"{row.name}: test {zoo.headline(metrics)} (float16 weights), {where}, registered")
+    if before:
+        same = "the same weights (sha256)" if before["files"] == entry["files"] else "different weights"
+        say(f"{row.name}: replaced the entry of test {zoo.headline(before['metrics'])}: {same}")
     refresh_contrasts(registry)
     if hub_dir:
         commit, _ = hub.publish_to_dir(target, hub_dir, entry["repo_id"])
