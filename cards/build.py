@@ -205,6 +205,8 @@ def release(row: Row, build_dir: Path, hub_dir: Path | None, threads: int | None
     return target
 
 
+RELEASE_NOTE = ("\n\n## Weights\n\nTrained in float32 and stored in float16 (`zoo build`); the metrics in "
+                "this card were measured on these float16 weights, loaded in float32 as `zoo-eval` loads them.\n")
 CONTRAST = ("<!-- zoo:contrast -->", "<!-- /zoo:contrast -->")
 
 
@@ -267,4 +269,6 @@ def evaluate_release(folder: Path, corpus_dir: Path, threads: int | None, progre
     records = head(corpus.splits[manifest.eval_split], config.eval_limit) if manifest.eval_split else []
     metrics = final_evaluation(folder, corpus.view, records, config)
     finish(folder, manifest, metrics, corpus, None, keep_checkpoints=True)
+    card = folder / "README.md"
+    card.write_text(card.read_text(encoding="utf-8").rstrip("\n") + RELEASE_NOTE, encoding="utf-8")
     return metrics

@@ -72,7 +72,7 @@ def test_build_ships_float16_releases_and_registers_what_they_measure(in_build):
         train = shlex.split(entry["train_command"])
         assert train[train.index("--out") + 1] == name and train[train.index("--data") + 1] == "mm"
         card = (shipped / "README.md").read_text()
-        assert f"# {name}" in card and card.count("## The objectives compared") == 1
+        assert f"# {name}" in card and card.count("## The objectives compared") == 1 and "stored in float16" in card
         contrast = card[card.index(build.CONTRAST[0]):]
         assert "`mm-tiny` | sft |" in contrast and "`mm-tiny-aux` | aux |" in contrast  # each card, both runs
     assert "aux_heads.safetensors" in entries["mm-tiny-aux"]["files"]
