@@ -62,7 +62,7 @@ def build(rows: list[Row], build_dir: Path, hub_dir: Path | None = None, jobs: i
         while running:
             done, _ = concurrent.futures.wait(running, timeout=WATCH_SECONDS,
                                               return_when=concurrent.futures.FIRST_COMPLETED)
-            if not done:
+            if not done and jobs > 1:  # one run shows its own progress bar
                 report_steps([row for f, row in running.items() if f.running()], build_dir)
             for future in done:
                 row = running.pop(future)
