@@ -182,7 +182,7 @@ def test_an_interrupt_stops_the_workers_and_cleans_up(tmp_path, signum):
     workers = children(process.pid)
     assert workers, "the run should have started its workers"
     process.send_signal(signum)
-    status, err = finish(process, 10)
+    status, err = finish(process, 30)  # a bound, not a speed goal: a loaded machine is slow to reap 8 workers
     assert status == 130 and err.strip().splitlines()[-1] == "tinysql-gen: interrupted" and "Traceback" not in err
     assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()], "workers left behind (or unreaped)"
     assert os.listdir(tmp_path) == []
