@@ -28,7 +28,14 @@ SMALL = {"tinysql": ["-n", "10"], "multmath": ["-n", "8", "--num-valid", "1", "-
 
 def start(module: str, *args, cwd=None) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", module, *map(str, args)], cwd=cwd, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+                            preexec_fn=_default_interrupts)
+
+
+def _default_interrupts():
+    """In the child: SIGINT as a shell leaves it. An ignored SIGINT is inherited across exec (and Python then
+    never installs its handler), so a test process that ignores it would make the SIGINT test meaningless."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def finish(process: subprocess.Popen, timeout: float) -> tuple[int, str]:
