@@ -82,8 +82,8 @@ def up_to_date(row: Row, registry: str | None) -> bool:
     entry = zoo.find(row.name, registry)
     if entry is None:
         return False
-    shipped = zoo.shipped_dir() / row.name
-    if entry["shipped"] and shipped.is_dir():
+    shipped = zoo.shipped_copy(entry)
+    if shipped:
         zoo.verify(shipped, entry)  # an IntegrityError if the shipped files are not the registry's
         return True
     return entry["published"]

@@ -235,7 +235,7 @@ def download(name: str, revision: str | None = None, local_dir: str | Path | Non
     entry = lookup(name, registry)
     pinned = revision in (None, entry["revision"])  # another revision is asked of the Hub, not of copies
     revision = revision or entry["revision"]
-    source = (_cached(entry, revision) or _shipped(entry)) if pinned else None
+    source = (_cached(entry, revision) or shipped_copy(entry)) if pinned else None
     if source is None and not (entry["published"] or entry["shipped"]):
         raise UsageError(f"{name} is not built yet (the registry lists no shipped or published copy): "
                          f"`zoo build --only {name}` makes it")
@@ -269,7 +269,7 @@ def _cached(entry: dict, revision: str | None) -> Path | None:
         return None
 
 
-def _shipped(entry: dict) -> Path | None:
+def shipped_copy(entry: dict) -> Path | None:
     """The shipped copy of the entry, or None when the registry marks none or this install lacks it."""
     folder = shipped_dir() / entry["name"]
     return folder if entry["shipped"] and folder.is_dir() else None
@@ -493,7 +493,7 @@ def _info(args) -> int:
           f"{e['task']} {e['level']}, objective {e['objective']}")
     print(f"repo:      {e['repo_id']} @ {e['revision'] or '(no pinned revision)'}"
           f" ({'published' if e['published'] else 'not published'})")
-    print(f"available: {availability(e)}" + (f" ({shipped_dir() / e['name']})" if _shipped(e) else ""))
+    print(f"available: {availability(e)}" + (f" ({shipped_dir() / e['name']})" if shipped_copy(e) else ""))
     print("metrics:   " + ", ".join(f"{k} {v}" for k, v in e["metrics"].items()))
     print(f"corpus:    {e['corpus'].get('command') or '(unknown)'}")
     print(f"training:  {e['train_command']}")
@@ -579,12 +579,12 @@ def _build(args) -> int:
 def publish_shipped(hub_dir: Path, registry: str | None = None) -> list[str]:
     """Publish every shipped checkpoint of this install (verified first) into `hub_dir` as its registry
     repo id; returns their names. A UsageError if there is none."""
-    entries = [e for e in read_registry(registry) if _shipped(e)]
+    entries = [e for e in read_registry(registry) if shipped_copy(e)]
     if not entries:
         raise UsageError(f"no shipped checkpoint in {shipped_dir()} (an install from a wheel has none: clone "
                          f"the repository)")
     for e in entries:
-        hub.publish_to_dir(verify(_shipped(e), e), hub_dir, e["repo_id"])
+        hub.publish_to_dir(verify(shipped_copy(e), e), hub_dir, e["repo_id"])
         print(f"zoo: {e['name']} -> {e['repo_id']}", file=sys.stderr)
     return [e["name"] for e in entries]
 
