@@ -2,7 +2,8 @@
 
 Item `index` of the n×m configuration is problem number `permutation(index)` among
 the N = 9·10^(n-1) · 9·10^(m-1) ordered problems (a sample without replacement), rendered by
-`multmath.problems`, then checked by `multmath.check` before it is kept. The leakage group is the
+`multmath.problems`, then checked by `multmath.check` before it is kept (a problem listed in an
+`--exclude` file, in either order, is dropped first: `multmath.exclude`). The leakage group is the
 unordered pair {a, b} (a×b and b×a always share a split) unless `commutative` is off.
 `multmath.generator` declares all this to `cards.generator`; `options` here is its `Options`.
 """
@@ -17,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cards.corpus import Candidate
+from multmath import exclude
 from multmath.check import check_record
 from multmath.problems import join_line, problem
 from multmath.shuffle import Permutation
@@ -113,6 +115,8 @@ def make_item(options, size: tuple[int, int], index: int) -> Candidate:
     number = at.permutation(index)
     a = at.low_a + number // at.side_b
     b = at.low_b + number % at.side_b
+    if options.exclude and (a, b) in exclude.excluded(options.exclude):
+        return Candidate(None, rejected=exclude.REASON)
     record = _record(options, at, index, a, b)
     if options.validate:
         reason = check_record(record, options.format, options.cot, at.digits_a, at.digits_b)

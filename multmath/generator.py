@@ -17,6 +17,7 @@ from cards.card import example_record, package_template
 from cards.cli import non_negative_int, parse_levels
 from cards.errors import UsageError
 from cards.generator import CardFacts, Generator, TrainingView, validate_choice, validate_seed
+from multmath import exclude as exclusion
 from multmath import generate as items
 from multmath.check import described
 from multmath.problems import COT_MODES, FORMATS, problem
@@ -32,11 +33,15 @@ class Options:
     cot: str = "explicit"
     commutative: bool = True  # a×b and b×a are one leakage group (and one problem, for a square size)
     validate: bool = True  # off only in bench/, to measure what the check costs
+    exclude: tuple[str, ...] = ()  # ICoT-format files whose problems (and their swaps) are kept out
 
     def __post_init__(self):
         validate_seed(self.seed)
         validate_choice("format", self.format, FORMATS)
         validate_choice("cot", self.cot, COT_MODES)
+        if not isinstance(self.exclude, (tuple, list)) or not all(isinstance(p, str) for p in self.exclude):
+            raise UsageError(f"exclude: expected a list of file paths, got {self.exclude!r}")
+        object.__setattr__(self, "exclude", tuple(self.exclude))
 
 
 class MultmathView(TrainingView):
@@ -118,6 +123,7 @@ Load the result with datasets.load_dataset("<out>") or load_dataset("<out>", "5x
         return [(4, 4)]
 
     def check(self, options: Options, levels: list, sizes: dict[str, int]) -> None:
+        exclusion.load(options.exclude)  # every --exclude file read (and refused if bad) before any work
         for n, m in map(size, levels):
             if not (1 <= n <= items.MAX_DIGITS and 1 <= m <= items.MAX_DIGITS):
                 raise UsageError(f"--digits: {n}x{m}: each operand needs 1 to {items.MAX_DIGITS} digits")
@@ -159,6 +165,8 @@ Load the result with datasets.load_dataset("<out>") or load_dataset("<out>", "5x
                 "levels": (LEVELS[0], LEVELS[-1]),
                 "max_digits": items.MAX_DIGITS,
                 "first": example_record(folder, reports),
+                "outcomes": [outcome(r) for r in reports],
+                "excluded": [exclusion.read_file(path) for path in options.exclude],
             },
         )
 
@@ -190,11 +198,15 @@ Load the result with datasets.load_dataset("<out>") or load_dataset("<out>", "5x
         p.add_argument("--no-commutative-leakage", dest="commutative", action="store_false",
                        help="treat a×b and b×a as different problems when keeping problems out of two splits "
                             "(by default they count as one, and sit in the same split)")
+        p.add_argument("--exclude", nargs="+", action="extend", default=[], metavar="FILE",
+                       help="ICoT-format files (train.txt, test_bigbench.txt, ... as multmath writes them): every "
+                            "problem they list, and its swap b×a, is kept out of every split (e.g. a published "
+                            "evaluation set); the card counts what was dropped")
         p.add_argument("--no-validate", action="store_true", help=argparse.SUPPRESS)  # for bench/ only
 
     def options_from(self, args: argparse.Namespace) -> Options:
         return Options(seed=args.seed, format=args.format, cot=args.cot, commutative=args.commutative,
-                       validate=not args.no_validate)
+                       validate=not args.no_validate, exclude=tuple(args.exclude))
 
     def levels_from(self, args: argparse.Namespace) -> list:
         if args.level is not None:
@@ -207,6 +219,15 @@ Load the result with datasets.load_dataset("<out>") or load_dataset("<out>", "5x
     def default_out(self, args: argparse.Namespace, levels: list) -> str:
         names = "_".join(self.config_name(level) for level in levels)
         return f"multmath-{names}-{args.format}" + ("-nocot" if args.cot == "none" else "")
+
+
+def outcome(report) -> dict:
+    """A configuration's candidates for the card: those dropped as listed in --exclude files apart from the
+    ones the check rejected."""
+    rejected = {reason: n for reason, n in sorted(report.rejected.items()) if reason != exclusion.REASON}
+    dropped = report.rejected.get(exclusion.REASON, 0)
+    return {"name": report.name, "checked": report.candidates - dropped, "kept": report.kept, "rejected": rejected,
+            "dropped": dropped}
 
 
 def size(level) -> tuple[int, int]:

@@ -66,7 +66,8 @@ def test_card_reports_sizes_levels_checks_and_command(corpus):
     meta = read_corpus_metadata(corpus)
     assert (meta.generator, meta.seed, meta.configs) == ("multmath", 3, ["4x4", "3x7"])
     assert meta.command.startswith("multmath-gen --digits 4x4,3x7 -n 400 --num-valid 50 --num-test 30 --seed 3")
-    assert meta.options == {"seed": 3, "format": "icot", "cot": "explicit", "commutative": True, "validate": True}
+    assert meta.options == {"seed": 3, "format": "icot", "cot": "explicit", "commutative": True, "validate": True,
+                            "exclude": []}
     card = (corpus / "README.md").read_text()
     assert "| 4x4 |" in card and "| 400 | 50 | 30 |" in card and "Seed 3." in card
     assert "icot/3_by_7_mult/" in card and "test_bigbench.txt" in card
