@@ -143,6 +143,10 @@ class Generator:
     def check(self, options, levels: list, sizes: dict[str, int]) -> None:
         """Refuse, before any work, a request that cannot be met (UsageError)."""
 
+    def split_fractions(self, options) -> dict[str, float]:
+        """How `-n` examples are shared among the splits (default 80/10/10)."""
+        return SPLIT_FRACTIONS
+
     def prepare(self, options, levels: list, num_proc: int) -> None:
         """Load what every worker needs, once, before the workers fork."""
 
@@ -179,7 +183,7 @@ class Generator:
         return parse_levels(args.level, min(self.levels), max(self.levels))
 
     def sizes_from(self, args: argparse.Namespace) -> dict[str, int]:
-        shares = split_sizes(args.num_examples, SPLIT_FRACTIONS)
+        shares = split_sizes(args.num_examples, self.split_fractions(self.options_from(args)))
         given = dict(zip(SPLITS, (args.num_train, args.num_valid, args.num_test)))
         return {split: shares[split] if given[split] is None else given[split] for split in SPLITS}
 
@@ -234,7 +238,7 @@ def generate(generator: str | Generator, out: str | Path, levels: list | None = 
     gen = get(generator) if isinstance(generator, str) else generator
     opts = gen.Options(**options)
     levels = list(levels) if levels else gen.default_levels()
-    sizes = sizes or split_sizes(10_000 if num_examples is None else num_examples, SPLIT_FRACTIONS)
+    sizes = sizes or split_sizes(10_000 if num_examples is None else num_examples, gen.split_fractions(opts))
     return write(gen, out, opts, levels, sizes, num_proc, overwrite, command or _python_call(gen, levels, sizes, opts))
 
 

@@ -15,6 +15,7 @@ import pyarrow as pa
 import sqlglot
 
 from cards.corpus import Candidate, item_rng
+from tinysql import compat
 from tinysql import validate as checks
 from tinysql.english import choose_names, describe
 from tinysql.query import Context, column_sql, create_sql, sample_spec, to_sql
@@ -36,7 +37,7 @@ def make_item(options, level: int, index: int) -> Candidate:
 def sample(options, level: int, index: int) -> Sampled:
     """The item at `index` of `level` (`options` a `tinysql.generator.Options`) with its query and context."""
     rng = item_rng(options.seed, "tinysql", f"level{level}", index)
-    spec, context = sample_spec(rng, level)
+    spec, context = (compat.sample_spec if options.compat == "original" else sample_spec)(rng, level)
     return Sampled(_candidate(options, level, index, rng, spec, context), spec, context)
 
 
@@ -75,6 +76,8 @@ def _candidate(options, level: int, index: int, rng, spec: dict, context: Contex
                                 for o in spec["order_by"]]),
         "clauses": json.dumps({**spec, "names": names}),
     }
+    if options.compat == "original":
+        record.update(compat.original_columns(rng, spec, context, names, [t for _, t in _fields(out_creates[0])]))
     if options.format in ("alpaca", "both"):
         record["prompt"] = INSTRUCTION.format(english=english, context=create)
         record["completion"] = out_sql

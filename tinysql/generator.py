@@ -8,8 +8,10 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from cards.card import example_record, levels_name, package_template
+from cards.corpus import SPLIT_FRACTIONS
+from cards.errors import UsageError
 from cards.generator import CardFacts, Generator, TrainingView, validate_choice, validate_seed
-from tinysql import vocabulary
+from tinysql import compat, vocabulary
 from tinysql import generate as items
 from tinysql import levels as ladder
 from tinysql import validate as checks
@@ -25,11 +27,13 @@ class Options:
     dialect: str = "sqlite"
     format: str = "alpaca"
     validate: bool = True  # off only in bench/, to measure what the checks cost
+    compat: str = "none"  # "original": the original TinySQL's command sets and record shapes (tinysql.compat)
 
     def __post_init__(self):
         validate_seed(self.seed)
         validate_choice("dialect", self.dialect, DIALECTS)
         validate_choice("format", self.format, FORMATS)
+        validate_choice("compat", self.compat, compat.MODES)
 
 
 class TinySQLView(TrainingView):
@@ -65,6 +69,31 @@ Load the result with datasets.load_dataset("<out>") or load_dataset("<out>", "le
     def make_item(self, options: Options, level: int, index: int):
         return items.make_item(options, level, index)
 
+    def check(self, options: Options, levels: list, sizes: dict[str, int]) -> None:
+        beyond = [level for level in levels if level not in compat.COMMAND_SETS]
+        if options.compat == "original" and beyond:
+            raise UsageError(f"--compat original makes levels 1-5 (the original's command sets), not level "
+                             f"{beyond[0]}")
+
+    def split_fractions(self, options: Options) -> dict[str, float]:
+        return compat.SPLIT_FRACTIONS if options.compat == "original" else SPLIT_FRACTIONS
+
+    def configs(self, options: Options, levels: list, sizes: dict[str, int]) -> list:
+        configs = super().configs(options, levels, sizes)
+        for config, name in zip(configs, self._config_names(options, levels)):
+            config.name = name
+        return configs
+
+    def _config_names(self, options: Options, levels: list) -> list[str]:
+        if options.compat == "original":
+            return [compat.dataset_name(level, options.synonyms) for level in levels]
+        return [self.config_name(level) for level in levels]
+
+    def default_out(self, args, levels: list) -> str:
+        if args.compat == "original" and len(levels) == 1:
+            return compat.dataset_name(levels[0], args.synonyms)
+        return super().default_out(args, levels)
+
     def schema(self, options: Options) -> pa.Schema:
         return items.schema(options.format)
 
@@ -80,23 +109,29 @@ Load the result with datasets.load_dataset("<out>") or load_dataset("<out>", "le
                             "column; both (default alpaca)")
         p.add_argument("--dialect", choices=DIALECTS, default="sqlite",
                        help="SQL dialect of the labels and contexts, transpiled with sqlglot (default sqlite)")
+        p.add_argument("--compat", choices=compat.MODES, default="none",
+                       help="original: levels 1-5 as the original TinySQL's command sets CS1-CS5 (their clause "
+                            "frequencies and field counts, kept valid), its JSON shapes of table_fields, select and "
+                            "order_by, configs named cs<N>_dataset[_synonyms], splits 76.5/13.5/10 (default none)")
         p.add_argument("--no-validate", action="store_true", help=argparse.SUPPRESS)  # for bench/ only
 
     def options_from(self, args) -> Options:
         return Options(seed=args.seed, synonyms=args.synonyms, dialect=args.dialect, format=args.format,
-                       validate=not args.no_validate)
+                       validate=not args.no_validate, compat=args.compat)
 
     def card(self, options: Options, levels: list, reports, folder) -> CardFacts:
+        original = options.compat == "original"
+        notes = compat.COMMAND_SETS if original else ladder.LEVELS
         return CardFacts(
-            pretty_name="TinySQL " + levels_name(levels),
+            pretty_name="TinySQL " + levels_name(levels) + (" (original TinySQL layout)" if original else ""),
             checks=list(checks.CHECKS) if options.validate else [],
-            config_notes={f"level{level}": self.levels[level] for level in levels},
-            fields=items.FIELD_DOCS,
+            config_notes=dict(zip(self._config_names(options, levels), (notes[level].adds for level in levels))),
+            fields={**items.FIELD_DOCS, **compat.FIELD_DOCS} if original else items.FIELD_DOCS,
             tags=["text-to-sql", "synthetic", "interpretability", "tinysql"],
             packages=["sqlglot", "faker", "pyarrow"],
             template=package_template("tinysql", "card.md"),
-            context={"options": options, "level_table": ladder.table(levels),
-                     "example": example_record(folder, reports)},
+            context={"options": options, "level_table": (compat.table if original else ladder.table)(levels),
+                     "example": example_record(folder, reports), "departures": compat.DEPARTURES},
         )
 
 

@@ -110,13 +110,19 @@ def sample_context(rng: random.Random, joins: int, aliases: bool = False) -> tup
     widest = 12 if len(tables) == 1 else 7
     columns = {t: _sample_columns(rng, t, required[t], widest) for t in tables}
     style = "alias" if aliases else ("qualified" if joins else "bare")
-    rows = {t: _sample_rows(rng, columns[t]) for t in tables}
+    rows = {t: sample_rows(rng, columns[t]) for t in tables}
     return Context(tables, columns, rows, _aliases(tables) if aliases else {}, style), join_specs
 
 
 def _sample_columns(rng: random.Random, table: str, required: set[str], widest: int) -> list[str]:
     available = [c for c in vocabulary.load().tables[table].columns if c not in required]
     count = rng.randint(max(2, len(required)), min(widest, len(available) + len(required)))
+    return pick_columns(rng, table, required, count)
+
+
+def pick_columns(rng: random.Random, table: str, required: set[str], count: int) -> list[str]:
+    """`count` columns of `table` in a random order (the `required` ones among them), its key first."""
+    available = [c for c in vocabulary.load().tables[table].columns if c not in required]
     chosen = sorted(required) + rng.sample(available, count - len(required))  # sorted: a set's order varies
     rng.shuffle(chosen)
     if "id" in chosen:  # the key leads, as in a real schema
@@ -125,7 +131,7 @@ def _sample_columns(rng: random.Random, table: str, required: set[str], widest: 
     return chosen
 
 
-def _sample_rows(rng: random.Random, columns: list[str]) -> list[dict]:
+def sample_rows(rng: random.Random, columns: list[str]) -> list[dict]:
     """6-10 rows; each column draws from a few values of its pool (about one in ten NULL), so groups
     and filters match rows; ids number the rows and foreign keys point at ids 1-10."""
     vocab = vocabulary.load()
@@ -170,20 +176,7 @@ def sample_spec(rng: random.Random, level: int) -> tuple[dict, Context]:
     nested = rng.choice(rules.nested) if rules.nested else None
     joins = _join_count(rng, rules, nested)
     context, join_specs = sample_context(rng, joins, rules.aliases)
-    spec: dict = {
-        "level": level,
-        "tables": [{"table": t, "alias": context.aliases.get(t)} for t in context.tables],
-        "joins": join_specs,
-        "distinct": False,
-        "select": [],
-        "aggregates": [],
-        "where": None,
-        "group_by": [],
-        "having": None,
-        "order_by": [],
-        "limit": None,
-        "nested": None,
-    }
+    spec = new_spec(level, context, join_specs)
     if nested:
         _fill_nested(rng, spec, context, nested)
         if nested in ("in_subquery", "scalar_subquery") and chance(rng, rules.order_by):
@@ -205,6 +198,24 @@ def sample_spec(rng: random.Random, level: int) -> tuple[dict, Context]:
     if chance(rng, rules.distinct_limit):
         _fill_distinct_limit(rng, spec, context)
     return spec, context
+
+
+def new_spec(level: int, context: Context, join_specs: list[dict]) -> dict:
+    """The query of `level` over `context` with every clause still empty."""
+    return {
+        "level": level,
+        "tables": [{"table": t, "alias": context.aliases.get(t)} for t in context.tables],
+        "joins": join_specs,
+        "distinct": False,
+        "select": [],
+        "aggregates": [],
+        "where": None,
+        "group_by": [],
+        "having": None,
+        "order_by": [],
+        "limit": None,
+        "nested": None,
+    }
 
 
 def chance(rng: random.Random, rate: float) -> bool:
@@ -235,7 +246,7 @@ def _sample_aggregates(rng: random.Random, context: Context, count: int, exclude
             func, ref = "COUNT", None
         else:
             ref = rng.choice(refs)
-            func = "COUNT" if _is_key(ref) else rng.choice(AGGREGATES_BY_KIND[context.kind(ref)])
+            func = "COUNT" if is_key(ref) else rng.choice(AGGREGATES_BY_KIND[context.kind(ref)])
         alias = f"{func}_{ref[1] if ref else 'all'}"
         if alias not in seen:
             seen.add(alias)
@@ -243,7 +254,7 @@ def _sample_aggregates(rng: random.Random, context: Context, count: int, exclude
     return aggregates
 
 
-def _is_key(ref: list[str]) -> bool:
+def is_key(ref: list[str]) -> bool:
     """Ids and foreign keys are counted, never summed or averaged."""
     return ref[1] == "id" or vocabulary.load().columns[ref[1]].references is not None
 

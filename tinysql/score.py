@@ -8,6 +8,8 @@ This module owns the `tinysql-score` console script and the Python scoring API::
     # -> {"exact", "normalized", "execution", "clause_credit", "clauses", "error"}
     score(records, {record_id: prediction})
     # -> {"n", "missing", "exact", "normalized", "execution", "clause_credit", "by_level", "items"}
+    score(records, {record_id: prediction}, metric="original")
+    # the same, plus "original", "original_accuracy", "original_n": the original TinySQL's lenient metric
 
 Metrics, per item (aggregated as rates / means):
 
@@ -19,6 +21,12 @@ Metrics, per item (aggregated as rates / means):
 * `clause_credit`: the fraction of clauses (select list, with, from tables, join conditions, where,
   group by, having, order by with directions, limit, distinct, set operation) present in the gold or
   the prediction that match between the two canonical forms; `clauses` maps each to whether it did.
+
+With `metric="original"` (`tinysql-score --metric original`), each item of levels 1-3 also gets
+`original`: the original TinySQL's lenient token score (tinysql.original_metric), which a flipped
+ASC/DESC, a reordered select list or a dropped ORDER BY do not lower; the aggregate `original` is its
+mean and `original_accuracy` the share of items scoring 1.0 (what the original calls prediction
+accuracy), over the `original_n` items it is defined for.
 
 A prediction that fails to parse or to execute scores 0 on `normalized` / `execution` and the reason
 is put in `error`; the scorer itself never raises on bad predictions. Predictions are treated as
@@ -35,12 +43,14 @@ import sys
 from typing import Any, Iterable, Mapping, Sequence
 
 from cards.cli import Parser, UsageError, run
+from tinysql import original_metric
 from tinysql.execution import N_DATABASES, parse_tables, same_execution, sqlglot_schema
 from tinysql.normalize import canonical, clause_credit, clauses, first_line, parse_query, render, strip_sql
 
 __all__ = ["score", "score_one", "canonical_sql", "main", "N_DATABASES"]
 
 METRICS = ("exact", "normalized", "execution", "clause_credit")
+SCORERS = ("ours", "original")  # --metric: this project's metrics, or the original's lenient one beside them
 
 
 def canonical_sql(sql: str, create_statement: str = "", dialect: str = "sqlite") -> str:
@@ -94,12 +104,16 @@ def _canonical(who: str, sql: str, schema: dict, dialect: str, errors: list[str]
     return None
 
 
-def score(records: Iterable[Mapping[str, Any]], predictions: Mapping[str, str], seed: int = 0) -> dict:
+def score(records: Iterable[Mapping[str, Any]], predictions: Mapping[str, str], seed: int = 0,
+          metric: str = "ours") -> dict:
     """Score `predictions` (id -> SQL) against `records` of a corpus split.
 
     Records without a prediction count as wrong on every metric and are counted in `missing`. Returns
-    aggregate rates, per-level rates under `by_level` and the per-item results under `items`.
+    aggregate rates, per-level rates under `by_level` and the per-item results under `items`;
+    `metric="original"` adds the original TinySQL's lenient metric to each.
     """
+    if metric not in SCORERS:
+        raise UsageError(f"metric: {metric!r} is not one of {', '.join(SCORERS)}")
     items = []
     for record in records:
         item: dict[str, Any] = {"id": str(record.get("id"))}
@@ -113,16 +127,25 @@ def score(records: Iterable[Mapping[str, Any]], predictions: Mapping[str, str], 
         else:
             item.update(score_one(record.get("sql_statement") or "", prediction, record.get("create_statement") or "",
                                   dialect=record.get("dialect") or "sqlite", seed=seed))
+        if metric == "original":
+            item["original"] = original_metric.score(original_metric.item(dict(record)), prediction or "")
         items.append(item)
     levels = sorted({item["level"] for item in items if "level" in item})
-    by_level = {str(level): _aggregate([item for item in items if item.get("level") == level]) for level in levels}
-    return {**_aggregate(items), "by_level": by_level, "items": items}
+    by_level = {str(level): _aggregate([item for item in items if item.get("level") == level], metric)
+                for level in levels}
+    return {**_aggregate(items, metric), "by_level": by_level, "items": items}
 
 
-def _aggregate(items: list[dict[str, Any]]) -> dict[str, Any]:
+def _aggregate(items: list[dict[str, Any]], metric: str = "ours") -> dict[str, Any]:
     n = len(items)
-    rates = {metric: sum(float(item[metric]) for item in items) / n if n else 0.0 for metric in METRICS}
-    return {"n": n, "missing": sum(item["missing"] for item in items), **rates}
+    rates = {name: sum(float(item[name]) for item in items) / n if n else 0.0 for name in METRICS}
+    result = {"n": n, "missing": sum(item["missing"] for item in items), **rates}
+    if metric == "original":
+        scored = [item["original"] for item in items if item["original"] is not None]
+        result["original"] = sum(scored) / len(scored) if scored else None
+        result["original_accuracy"] = sum(s == 1.0 for s in scored) / len(scored) if scored else None
+        result["original_n"] = len(scored)
+    return result
 
 
 # --- CLI ---
@@ -143,6 +166,10 @@ and are reported as "missing"):
                  when the gold has an outermost ORDER BY, multiset otherwise)
   clause_credit  mean fraction of clauses (select, from, join, where, group by,
                  having, order by, limit, distinct, ...) that match the gold
+  original       (with --metric original, levels 1-3) the original TinySQL's lenient
+                 token score: a flipped ASC/DESC, a reordered select list or a
+                 dropped ORDER BY still score 1.0; original_accuracy is the share
+                 of items scoring 1.0 (the original's "prediction accuracy")
 """
 EPILOG = (
     "With --per-item, each line holds one item's id, level, missing flag, the four metrics, the per-clause "
@@ -163,6 +190,10 @@ def parser() -> Parser:
                         "the split")
     p.add_argument("--per-item", metavar="OUT.jsonl", help="also write one JSON line of per-item results to this file")
     p.add_argument("--seed", type=int, default=0, help="seed for the random execution databases (default: 0)")
+    p.add_argument("--metric", choices=SCORERS, default="ours",
+                   help="ours: the metrics above; original: also the original TinySQL's lenient metric (levels "
+                        "1-3), as `original` (mean score) and `original_accuracy` (share scoring 1.0), over "
+                        "`original_n` items (default: ours)")
     return p
 
 
@@ -175,7 +206,7 @@ def _score_command(argv: Sequence[str] | None) -> int:
     if unknown:
         shown = ", ".join(unknown[:5]) + (", ..." if len(unknown) > 5 else "")
         raise UsageError(f"{len(unknown)} prediction id(s) not in split {args.split!r}: {shown}")
-    result = score(records, predictions, seed=args.seed)
+    result = score(records, predictions, seed=args.seed, metric=args.metric)
     if args.per_item:
         try:
             with open(args.per_item, "w", encoding="utf-8") as out:
