@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Sequence
 
 from cards.cli import Parser, UsageError, first_line, positive_int, run
-from train.config import GROUPS, RunConfig, flag
+from train.config import GROUPS, LAYOUTS, RunConfig, flag
 from train.objectives import OBJECTIVES, objective, owner
 
 TRAIN_DESCRIPTION = """\
@@ -122,6 +122,9 @@ def eval_parser() -> Parser:
     p.add_argument("--data", required=True, metavar="DIR_OR_ID", help="corpus folder or Hub dataset id")
     p.add_argument("--config", help="corpus config (default: the corpus's default)")
     p.add_argument("--split", default="test", help="split to evaluate (default test)")
+    p.add_argument("--layout", choices=LAYOUTS,
+                   help="sequence layout of a multiplication corpus (default: the one the model's run recorded in "
+                        "its training_args.json, else ours); see zoo-train --help")
     p.add_argument("--samples", type=positive_int, help="evaluate only the first N records")
     p.add_argument("--batch-size", type=positive_int, default=64, help="prompts per generation batch (64)")
     p.add_argument("--out", help="also write the metrics to this JSON file (must not exist)")
@@ -152,7 +155,7 @@ def _train(argv: Sequence[str] | None) -> int:
 def _eval(argv: Sequence[str] | None) -> int:
     import torch
 
-    from train.data import ChatView, open_corpus
+    from train.data import in_layout, open_corpus, recorded_layout, use_tokenizer
     from train.evaluate import evaluate, prediction_rows
     from train.output import quiet
     from train.trainer import head, load_pretrained
@@ -172,8 +175,8 @@ def _eval(argv: Sequence[str] | None) -> int:
     model, tokenizer = load_pretrained("--model", args.model)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    if isinstance(corpus.view, ChatView):
-        corpus.view.use(tokenizer)
+    corpus = in_layout(corpus, args.layout or recorded_layout(model.name_or_path))
+    use_tokenizer(corpus.view, tokenizer)
     model.to("cuda" if torch.cuda.is_available() else "cpu")
     outputs: list[str | None] = []
     metrics = {"split": args.split,

@@ -40,6 +40,7 @@ class Check:
     ok: Callable[[Any], bool]
 
 
+LAYOUTS = ("ours", "original")  # sequence layouts of a multiplication corpus (train.data.in_layout)
 POSITIVE = Check("a positive number", lambda v: v > 0)
 NON_NEGATIVE = Check("a number >= 0", lambda v: v >= 0)
 FINITE_POSITIVE = Check("a positive finite number", lambda v: 0 < v < math.inf)
@@ -124,6 +125,10 @@ class RunConfig:
     train_samples: int | None = field(default=None, metadata=setting(
         "use only the first N training records", CORPUS, type=int, check=POSITIVE))
     max_length: int = field(default=512, metadata=setting("drop longer examples", CORPUS, type=int, check=POSITIVE))
+    layout: str = field(default="ours", metadata=setting(
+        "sequence layout of a multiplication corpus: ours ('A * B || COT #### C') or original (the ICoT code's "
+        "' A * B <eos> COT <eos> #### C <eos>', meant for GPT-2's tokenizer: --tokenizer or --base)", CORPUS,
+        choices=LAYOUTS))
     preset: str | None = field(default=None, metadata=setting(
         "train from scratch with this shape", MODEL, choices=tuple(presets.PRESETS), exclusive="model"))
     base: str | None = field(default=None, metadata=setting(
@@ -136,6 +141,9 @@ class RunConfig:
                                                               type=int, check=POSITIVE))
     heads: int | None = field(default=None, metadata=setting("override the preset's number of attention heads",
                                                              MODEL, type=int, check=POSITIVE))
+    tokenizer: str | None = field(default=None, metadata=setting(
+        "tokenizer of a --preset model (Hub id or local folder; a pad token is added if it has none) instead of one "
+        "trained on the corpus", MODEL, metavar="ID_OR_DIR"))
     vocab_size: int = field(default=4096, metadata=setting(
         "BPE vocabulary trained from scratch (a digit corpus always gets one token per digit)", MODEL, type=int,
         check=POSITIVE))
@@ -206,6 +214,8 @@ class RunConfig:
             raise UsageError("give exactly one of --preset (train from scratch) and --base (fine-tune)")
         if self.base and (self.arch or self.layers or self.hidden or self.heads):
             raise UsageError("--arch, --layers, --hidden and --heads only apply to --preset models")
+        if self.base and self.tokenizer:
+            raise UsageError("--tokenizer only applies to --preset models (a --base model keeps its own)")
         if self.max_steps is not None and self.epochs != 1:
             raise UsageError("--epochs and --max-steps exclude each other")
         if self.resume and self.overwrite:

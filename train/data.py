@@ -11,11 +11,18 @@ columns its view needs: `tinysql-gen --format chat`, or any folder of chats) tra
 the generation prompt, and the completion is the last turn's content; the generator's view still
 adds its metrics. Anything else is refused (`open_corpus`).
 
+A multiplication corpus trains in one of two sequence layouts (`LAYOUTS`, `--layout`, `in_layout`): `ours`,
+its generator's view (`A * B || COT #### C`, one token per digit from scratch), or `original`, the layout of
+the ICoT code (Deng et al.), ` A * B <eos> COT <eos> #### C <eos>` with a space on either side of every EOS,
+meant for GPT-2's BPE tokenizer (`OriginalLayout`: the prompt ends with the first EOS, the CoT is what lies
+between the two, the answer starts with the second, which stays when the CoT is removed or left out).
+
 The pieces are tokenised separately and concatenated: the prompt with the tokenizer's special
 tokens (a chat prompt without: its template writes them), the chain of thought, and the answer,
 which ends with EOS. A view with an
-`answer_prefix` (multmath's ` ####`) has it tokenised apart from the rest of the answer, so the
-answer proper starts at the same token (`digits_at`) in every record. Labels are -100 on the
+`answer_prefix` (multmath's ` ####`) has it, and any whitespace after the answer proper, tokenised
+apart from the answer proper, so that starts at the same token (`digits_at`) in every record and
+ends at `digits_end`. Labels are -100 on the
 prompt (and on padding): the loss is on the completion only. Objectives that train without the
 chain of thought drop it here (`keep_cot=False`); icot removes its first tokens at batch time
 (`collate`). Records are read and tokenised in chunks of `CHUNK` (`records_in_chunks`: datasets'
@@ -28,6 +35,8 @@ same batches.
 from __future__ import annotations
 
 import atexit
+import dataclasses
+import json
 import random
 import shutil
 import tempfile
@@ -42,7 +51,8 @@ from cards.card import CorpusMetadata, default_config, read_corpus_metadata, wit
 from cards.cli import first_line
 from cards.errors import IntegrityError, UsageError
 from cards.generator import TrainingView, get
-from train.tokenizer import CHAT_TEMPLATE, render_chat, token_ids, with_chat_template
+from train.config import LAYOUTS
+from train.tokenizer import CHAT_TEMPLATE, EOS, render_chat, token_ids, with_chat_template
 
 TEXT_COLUMNS = TrainingView.columns  # what a corpus without generator metadata needs
 CHAT_COLUMN = "messages"
@@ -81,6 +91,79 @@ class ChatView(TrainingView):
 
     def metrics(self, records: list[dict], outputs: list[str]) -> dict:
         return self.inner.metrics(records, outputs)
+
+
+class OriginalLayout(TrainingView):
+    """A multiplication record in the layout of the ICoT code: ` A * B <eos>`, ` COT `, `<eos> #### C ` + EOS,
+    the text their loader builds from the line `A * B||COT #### C`, written with the tokenizer's EOS (`use`;
+    before that, `train.tokenizer.EOS`). What is scored, and how, is the multmath view's (`inner`)."""
+
+    columns = ("prompt", "cot", "answer", "answer_digits", "running_sums")
+    chain_of_thought = True
+
+    def __init__(self, inner: TrainingView):
+        self.inner = inner
+        self.eos = EOS
+        self.digit_tokenizer = inner.digit_tokenizer  # from scratch, the same vocabulary as in our layout
+
+    def use(self, tokenizer) -> None:
+        if tokenizer.eos_token is None:
+            raise UsageError("--layout original needs a tokenizer with an EOS token")
+        self.eos = tokenizer.eos_token
+
+    @property
+    def answer_prefix(self) -> str:
+        return f"{self.eos} ####"
+
+    def pieces(self, record: dict) -> tuple[str, str, str]:
+        return f" {record['prompt']} {self.eos}", f" {record['cot']} ", f"{self.answer_prefix} {record['answer']} "
+
+    def gold(self, record: dict) -> str:
+        return self.inner.gold(record)
+
+    def answer(self, output: str) -> str:
+        return self.inner.answer(output)
+
+    def metrics(self, records: list[dict], outputs: list[str]) -> dict:
+        return self.inner.metrics(records, outputs)
+
+    def running_sums(self, record: dict) -> list[int] | None:
+        return self.inner.running_sums(record)
+
+
+def in_layout(corpus: "Corpus", layout: str) -> "Corpus":
+    """The corpus with its view in the sequence layout `layout` (`LAYOUTS`); UsageError for a corpus that has
+    no such layout (only multiplication corpora have `original`)."""
+    if layout not in LAYOUTS:
+        raise UsageError(f"--layout: {layout!r} is not one of {', '.join(LAYOUTS)}")
+    if layout == "ours":
+        return corpus
+    if corpus.generator != "multmath" or isinstance(corpus.view, ChatView):
+        raise UsageError(f"--layout {layout}: only multiplication corpora (multmath) have ICoT's original layout; "
+                         f"this one is {corpus.kind}")
+    return dataclasses.replace(corpus, view=OriginalLayout(corpus.view))
+
+
+def recorded_layout(model: str) -> str:
+    """The layout the run of a checkpoint (a local folder or a Hub id) recorded in its manifest; `ours` when it
+    records none (a run made before layouts existed, a model not trained here)."""
+    from train.manifest import MANIFEST
+
+    file = Path(model) / MANIFEST
+    try:
+        if not file.is_file():
+            from huggingface_hub import hf_hub_download
+
+            file = Path(hf_hub_download(model, MANIFEST))
+        return json.loads(file.read_text(encoding="utf-8"))["config"].get("layout", "ours")
+    except Exception:  # no manifest, offline, not a repository, malformed...: nothing recorded
+        return "ours"
+
+
+def use_tokenizer(view: TrainingView, tokenizer) -> None:
+    """Give a view that writes text of the tokenizer's (a chat template, an EOS) the tokenizer it trains with."""
+    if isinstance(view, (ChatView, OriginalLayout)):
+        view.use(tokenizer)
 
 
 @dataclass
@@ -183,15 +266,16 @@ def load_corpus(data: str, config: str | None = None):
 
 @dataclass
 class Encoded:
-    """Token ids of a split, one list per record. `digits_at[i]` is where the answer proper starts in
-    `answer[i]` (after the view's answer prefix); `running_sums[i]` are the aux targets ĉ_k (None when
-    the view has none)."""
+    """Token ids of a split, one list per record. `digits_at[i]` and `digits_end[i]` are where the answer
+    proper starts and ends in `answer[i]` (after the view's answer prefix, before any whitespace after it and
+    EOS); `running_sums[i]` are the aux targets ĉ_k (None when the view has none)."""
 
     prompt: list[list[int]]
     cot: list[list[int]]
     answer: list[list[int]]
     digits_at: list[int]
     running_sums: list[list[int]] | None = None
+    digits_end: list[int] | None = None
 
     def __len__(self) -> int:
         return len(self.prompt)
@@ -209,23 +293,37 @@ def encode(records, view: TrainingView, tokenizer, keep_cot: bool = True,
     """Tokenise a split through its view; returns the encoded split and how many records were dropped
     as longer than `max_length` tokens."""
     ids = token_ids(tokenizer)
-    prefix = ids([view.answer_prefix])[0] if view.answer_prefix else []
-    eos = [tokenizer.eos_token_id]
-    enc, sums = Encoded([], [], [], []), []
+    enc, sums = Encoded([], [], [], [], digits_end=[]), []
     with tqdm(total=len(records), desc="prepare data", unit="records", disable=not progress, leave=False) as bar:
         for chunk in records_in_chunks(records):
             pieces = [view.pieces(record) for record in chunk]
             sums += [view.running_sums(record) for record in chunk]
             enc.prompt += prompt_ids(ids, view, [p for p, _, _ in pieces])
             enc.cot += ids([c if keep_cot else "" for _, c, _ in pieces])
-            enc.answer += [prefix + rest + eos for rest in ids([a[len(view.answer_prefix):] for _, _, a in pieces])]
+            answers, ends = answer_ids(ids, view, [a for _, _, a in pieces], tokenizer.eos_token_id)
+            enc.answer += answers
+            enc.digits_end += ends
             bar.update(len(chunk))
-    enc.digits_at = [len(prefix)] * len(enc.prompt)
+    enc.digits_at = [len(ids([view.answer_prefix])[0]) if view.answer_prefix else 0] * len(enc.prompt)
     enc.running_sums = None if not sums or None in sums else [list(s) for s in sums]
     if max_length is None:
         return enc, 0
     keep = [i for i in range(len(enc)) if enc.length(i) <= max_length]
     return subset(enc, keep), len(enc) - len(keep)
+
+
+def answer_ids(ids, view: TrainingView, answers: list[str], eos: int) -> tuple[list[list[int]], list[int]]:
+    """Token ids of answers, each ending with EOS, and where the answer proper ends in each. With an
+    `answer_prefix`, the prefix, the answer proper and the whitespace after it are tokenised apart."""
+    if not view.answer_prefix:
+        proper = ids(answers)
+        return [rest + [eos] for rest in proper], [len(rest) for rest in proper]
+    prefix = ids([view.answer_prefix])[0]
+    rests = [a[len(view.answer_prefix):] for a in answers]
+    proper = ids([rest.rstrip() for rest in rests])
+    tails = [rest[len(rest.rstrip()):] for rest in rests]
+    after = ids(tails) if any(tails) else [[] for _ in tails]
+    return [prefix + p + t + [eos] for p, t in zip(proper, after)], [len(prefix) + len(p) for p in proper]
 
 
 def records_in_chunks(records, size: int = CHUNK) -> Iterator[list[dict]]:
@@ -248,7 +346,8 @@ def prompt_ids(ids, view: TrainingView, prompts: list[str]) -> list[list[int]]:
 
 def subset(enc: Encoded, keep: list[int]) -> Encoded:
     pick = lambda xs: None if xs is None else [xs[i] for i in keep]  # noqa: E731
-    return Encoded(pick(enc.prompt), pick(enc.cot), pick(enc.answer), pick(enc.digits_at), pick(enc.running_sums))
+    return Encoded(pick(enc.prompt), pick(enc.cot), pick(enc.answer), pick(enc.digits_at), pick(enc.running_sums),
+                   pick(enc.digits_end))
 
 
 def batches(lengths: list[int], batch_size: int, seed: int, epoch: int, window: int = 64) -> list[list[int]]:

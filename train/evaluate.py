@@ -1,6 +1,8 @@
 """Evaluation of a causal LM on a split of any corpus, through the corpus's training view.
 
-The model sees the prompt exactly as in training (`view.pieces`) and decodes greedily until EOS.
+The model sees the prompt exactly as in training (`view.pieces`) and decodes greedily until the EOS
+that ends a completion: the first, or for a layout whose gold completions hold EOS tokens (ICoT's
+original layout writes one after its CoT) the one after as many more (`completion_eos`).
 Every corpus reports `exact_match`: the share of records whose completion, as the view reads it
 (`view.answer`), equals the view's gold (`view.gold`); the view adds its own metrics
 (`view.metrics`: TinySQL's normalized and execution match, multmath's per-digit accuracy...).
@@ -28,7 +30,7 @@ from collections import defaultdict
 
 import torch
 from tqdm.auto import tqdm
-from transformers import GenerationConfig
+from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
 
 from cards.generator import TrainingView
 from train.data import prompt_ids
@@ -93,6 +95,7 @@ def generate(model, tokenizer, records, view: TrainingView, batch_size: int, pro
     context = context_length(model)
     budgets = [most if context is None else min(most, context - len(p)) for p in prompts]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    eos, stops = tokenizer.eos_token_id, completion_eos(tokenizer, texts)
     outputs = [""] * len(records)
     device = next(model.parameters()).device
     for group in tqdm(batches([len(p) for p in prompts], batch_size, budgets), desc="generate",
@@ -103,12 +106,41 @@ def generate(model, tokenizer, records, view: TrainingView, batch_size: int, pro
         for j, i in enumerate(group):
             batch[j, width - len(prompts[i]):] = torch.tensor(prompts[i])
             mask[j, width - len(prompts[i]):] = 1
+        # past the first EOS, generation stops at the `stops`-th (an empty eos_token_id: none stops it by itself)
         config = GenerationConfig(max_new_tokens=budgets[group[0]], do_sample=False,
-                                  eos_token_id=tokenizer.eos_token_id, pad_token_id=pad)
-        new = model.generate(input_ids=batch.to(device), attention_mask=mask.to(device), generation_config=config)
+                                  eos_token_id=eos if stops == 1 else [], pad_token_id=pad)
+        criteria = None if stops == 1 else StoppingCriteriaList([EosCount(eos, stops, width)])
+        new = model.generate(input_ids=batch.to(device), attention_mask=mask.to(device), generation_config=config,
+                             stopping_criteria=criteria)
         for i, row in zip(group, new[:, width:].tolist()):
-            outputs[i] = tokenizer.decode(row, skip_special_tokens=True)
+            outputs[i] = tokenizer.decode(row if stops == 1 else until_eos(row, eos, stops), skip_special_tokens=True)
     return outputs
+
+
+def completion_eos(tokenizer, texts: list[tuple[str, str, str]]) -> int:
+    """How many EOS tokens end a completion: the one after it, plus those its gold (CoT and answer) writes."""
+    marker = tokenizer.eos_token
+    return 1 + max((c + a).count(marker) for _, c, a in texts) if marker and texts else 1
+
+
+def until_eos(tokens: list[int], eos: int, stops: int) -> list[int]:
+    """The tokens up to and including the `stops`-th EOS (all of them if there are fewer)."""
+    seen = 0
+    for n, token in enumerate(tokens):
+        seen += token == eos
+        if seen == stops:
+            return tokens[:n + 1]
+    return tokens
+
+
+class EosCount(StoppingCriteria):
+    """Done, per row, once the tokens after column `start` hold `stops` EOS tokens."""
+
+    def __init__(self, eos: int, stops: int, start: int):
+        self.eos, self.stops, self.start = eos, stops, start
+
+    def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
+        return (input_ids[:, self.start:] == self.eos).sum(-1) >= self.stops
 
 
 def score(records, outputs: list[str], view: TrainingView) -> dict:

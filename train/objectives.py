@@ -19,7 +19,6 @@ loads no torch.
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, ClassVar
@@ -29,6 +28,7 @@ from cards.generator import TrainingView
 from train.config import FINITE_POSITIVE, OBJECTIVE, POSITIVE, Check, check_fields, setting
 
 AUX_FILE = "aux_heads.safetensors"
+POSITIONS = ("previous", "answer")  # where the aux heads read ĉ_k: the position that predicts c_k, or c_k's (train.aux)
 
 
 def has_chain_of_thought(view: TrainingView) -> bool:
@@ -152,10 +152,13 @@ class Aux(Objective):
     aux_weight: float = field(default=1.0, metadata=setting(
         "lambda of the MSE term; the running sums are divided by their RMS over the training set", OBJECTIVE,
         type=float, check=FINITE_POSITIVE))
+    aux_position: str = field(default="previous", metadata=setting(
+        "where ĉ_k is read: previous = the position that predicts c_k (where c_k = ĉ_k mod 10 is written), answer = "
+        "the position of token c_k (where the aux-loss paper's probe reads it)", OBJECTIVE, choices=POSITIONS))
 
     name = "aux"
     summary = ("answer only + the running-sum loss: linear heads on the outputs of --aux-heads of --aux-layer "
-               "regress the running sums at each answer digit; loss = LM + --aux-weight * MSE")
+               "regress the running sums at each answer digit (read at --aux-position); loss = LM + --aux-weight * MSE")
     text = ("answer-only training plus the running-sum auxiliary loss (linear regression heads on attention-head "
             "outputs predicting the running sums)")
     keeps_cot = False
@@ -182,15 +185,12 @@ class Aux(Objective):
         from train.aux import targets
         from train.data import collate
 
-        return {**collate(data, indices, pad_id), **targets(data, indices)}
+        return {**collate(data, indices, pad_id), **targets(data, indices, self.aux_position)}
 
     def save(self, out, trainable, extra_state):
-        from safetensors.torch import save_file
+        from train import aux
 
-        heads = trainable.extra
-        meta = {"layer": heads.layer, "heads": heads.heads, "weight": self.aux_weight, "scale": heads.scale_value}
-        tensors = {k: v.detach().float().cpu().contiguous() for k, v in extra_state.items()}
-        save_file(tensors, str(out / AUX_FILE), metadata={k: json.dumps(v) for k, v in meta.items()})
+        aux.save(out, trainable.extra, extra_state, self.aux_weight, self.aux_position)
 
 
 OBJECTIVES: dict[str, Objective] = {o.name: o for o in (Objective(), Icot(), NoCot(), Aux())}

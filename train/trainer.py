@@ -38,7 +38,7 @@ from cards.model_card import worked_example
 from train import data, loop, output, presets
 from train.config import RunConfig
 from train.manifest import CHECKPOINTS, MANIFEST, RESUME, RunManifest
-from train.tokenizer import ensure_pad, load_tokenizer, train_tokenizer
+from train.tokenizer import PAD, ensure_pad, load_tokenizer, train_tokenizer
 
 
 class EvaluationFailed(ZooError):
@@ -55,7 +55,7 @@ def run(config: RunConfig) -> dict | None:
         output.quiet()
     out = Path(config.out)
     resume_from, resuming = check_out(out, config)
-    corpus = data.open_corpus(config.data, config.config)
+    corpus = data.in_layout(data.open_corpus(config.data, config.config), config.layout)
     if "train" not in corpus.splits:
         raise UsageError(f"--data {config.data}: no train split (it has {', '.join(corpus.splits)})")
     records = corpus.splits["train"]
@@ -64,8 +64,7 @@ def run(config: RunConfig) -> dict | None:
     objective = config.objective
     objective.check(corpus.view, corpus.kind)
     tokenizer, model, shape = build_model(config, records, corpus.view, out if resuming else None)
-    if isinstance(corpus.view, data.ChatView):
-        corpus.view.use(tokenizer)
+    data.use_tokenizer(corpus.view, tokenizer)
     max_length = min(config.max_length, shape.context) if shape else config.max_length
     train_set, dropped = data.encode(records, corpus.view, tokenizer, objective.keeps_cot, max_length,
                                      config.progress)
@@ -139,13 +138,23 @@ def check_out(out: Path, config: RunConfig) -> tuple[Path | None, bool]:
     run_file = out / CHECKPOINTS / RESUME
     if not run_file.exists():
         raise UsageError(f"--resume: {out} holds no unfinished zoo-train run (no {CHECKPOINTS}/{RESUME})")
-    before, now = json.loads(run_file.read_text()), json.loads(json.dumps(config.fingerprint()))
+    before, now = recorded_fingerprint(run_file, config), json.loads(json.dumps(config.fingerprint()))
     differ = [k for k in sorted(set(before) | set(now)) if before.get(k) != now.get(k)]
     if differ:
         k = differ[0]
         raise UsageError(f"--resume: {out} holds another run ({len(differ)} setting(s) differ, e.g. "
                          f"--{k.replace('_', '-')} was {before.get(k)!r}, now {now.get(k)!r})")
     return loop.latest_checkpoint(out), True
+
+
+def recorded_fingerprint(run_file: Path, config: RunConfig) -> dict:
+    """The fingerprint a run recorded, read back as settings: a setting added since it was written counts as
+    its default (which keeps what runs did before it existed)."""
+    recorded = json.loads(run_file.read_text())
+    try:
+        return json.loads(json.dumps(RunConfig.from_dict({**recorded, "out": config.out}).fingerprint()))
+    except (ZooError, TypeError, ValueError):  # not readable as settings: compared as it is
+        return recorded
 
 
 def check_writable(out: Path) -> None:
@@ -175,7 +184,7 @@ def start_folder(processes, out: Path, config: RunConfig, resuming: bool, tokeni
 
 def build_model(config: RunConfig, records, view: TrainingView, resumed: Path | None):
     """(tokenizer, model, preset shape or None): a new model with a tokenizer trained on the corpus (or the
-    one saved by the run being resumed), or the base model and its tokenizer."""
+    one saved by the run being resumed, or --tokenizer's), or the base model and its tokenizer."""
     if config.base:
         model, tokenizer = load_pretrained("--base", config.base)
         ensure_pad(tokenizer, model)
@@ -185,11 +194,13 @@ def build_model(config: RunConfig, records, view: TrainingView, resumed: Path | 
     except ValueError as err:
         raise UsageError(str(err)) from err
     arch = config.arch or shape.arch
-    if arch == "qwen2" and view.digit_tokenizer:
+    if arch == "qwen2" and view.digit_tokenizer and not config.tokenizer:
         raise UsageError("a qwen2 folder is loaded by AutoTokenizer as Qwen2Tokenizer, which cannot hold the "
                          "one-token-per-digit vocabulary this corpus trains with: pass --arch llama (or gpt2)")
     if resumed is not None:
         tokenizer = load_tokenizer(str(resumed / CHECKPOINTS / "tokenizer"))
+    elif config.tokenizer:
+        tokenizer = given_tokenizer(config.tokenizer)
     else:
         texts = ("".join(view.pieces(r)) for r in head(records, 50_000))
         tokenizer = train_tokenizer(texts, digits=view.digit_tokenizer, vocab_size=config.vocab_size,
@@ -197,6 +208,22 @@ def build_model(config: RunConfig, records, view: TrainingView, resumed: Path | 
     model_config = presets.config(shape, arch, len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id,
                                   tokenizer.pad_token_id)
     return tokenizer, presets.build(model_config, config.seed), shape
+
+
+def given_tokenizer(name: str):
+    """The tokenizer of --tokenizer (a Hub id or a local folder), with a pad token; UsageError if it cannot be
+    loaded."""
+    if not Path(name).expanduser().exists() and (name.startswith((".", "/", "~")) or name.count("/") > 1):
+        raise UsageError(f"--tokenizer {name}: no such folder")
+    try:
+        tokenizer = load_tokenizer(name)
+    except Exception as err:  # OSError, ValueError, HTTP errors...: all mean "cannot load it"
+        raise UsageError(f"--tokenizer {name}: cannot load it ({first_line(err)})") from err
+    if tokenizer.eos_token is None:
+        raise UsageError(f"--tokenizer {name}: it has no EOS token, which ends every completion")
+    if tokenizer.pad_token is None:
+        tokenizer.add_special_tokens({"pad_token": PAD})
+    return tokenizer
 
 
 def load_pretrained(option: str, name: str):
@@ -256,8 +283,7 @@ def final_evaluation(out: Path, view: TrainingView, records: list[dict], config:
     from train.evaluate import evaluate
 
     model, tokenizer = load_pretrained("--out", str(out))
-    if isinstance(view, data.ChatView):
-        view.use(tokenizer)
+    data.use_tokenizer(view, tokenizer)
     model.to("cuda" if torch.cuda.is_available() else "cpu")
     return evaluate(model, tokenizer, records, view, config.eval_batch_size, config.progress)
 
