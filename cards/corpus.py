@@ -6,7 +6,8 @@ hash of all four, so items are random-access and neighbouring seeds share nothin
 `make` over consecutive indices on worker processes (at most `num_proc`, the CPU count and the chunks
 the configuration needs: `workers`), consumes the results strictly in index order (so the output
 does not depend on the worker count), drops rejected candidates and duplicate prompts, assigns each
-leakage group (e.g. normalised label + schema) to exactly one split, and streams the kept records
+leakage group (e.g. normalised label + schema) to exactly one split (stratified when candidates name a
+stratum: each split then gets its share of every stratum), and streams the kept records
 into a Hub-ready folder (`cards.dataset_folder`). An interrupt (SIGINT, SIGTERM) terminates and
 joins the workers and removes the unfinished folder.
 """
@@ -51,13 +52,16 @@ class Candidate:
     """What `make(index)` returns: a record, or the reason it was rejected.
 
     `prompt_key` de-duplicates (the same prompt is kept once); `group_key` is the leakage group:
-    all records of one group land in the same split.
+    all records of one group land in the same split. A non-empty `stratum` (e.g. a gold position)
+    makes a new group's split the one furthest below its share of that stratum, so every split holds
+    the same proportions of each stratum (within two records); without it the split is drawn by hash.
     """
 
     record: dict | None
     rejected: str | None = None
     prompt_key: str = ""
     group_key: str = ""
+    stratum: str = ""
 
 
 @dataclass
@@ -135,11 +139,12 @@ def build(
 @dataclass
 class _Chunk:
     """What a worker returns for a run of indices: per candidate its rejection reason (None for a
-    record), per record its two key hashes, and the records themselves as one Arrow table."""
+    record), per record its two key hashes and its stratum, and the records themselves as one Arrow table."""
 
     reasons: list[str | None]
     hashes: list[tuple[int, int]]
     table: pa.Table
+    strata: list[str] = field(default_factory=list)
 
 
 def _fill(config: Config, schema: pa.Schema, writers: dict, num_proc: int) -> Report:
@@ -148,6 +153,7 @@ def _fill(config: Config, schema: pa.Schema, writers: dict, num_proc: int) -> Re
     total, kept = sum(targets.values()), 0
     seen_prompts: set[int] = set()
     group_split: dict[int, str] = {}
+    strata: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)  # stratum -> kept per split
     stall_limit = max(50_000, 200 * config.chunk)
     since_last_kept = 0
     bar = tqdm(total=total, desc=config.name, unit="ex", disable=None, leave=False)
@@ -171,10 +177,15 @@ def _fill(config: Config, schema: pa.Schema, writers: dict, num_proc: int) -> Re
                 if prompt_hash in seen_prompts:
                     report.duplicates += 1
                     continue
-                split = group_split.setdefault(group_hash, _choose_split(group_hash, report.sizes, targets))
+                stratum = chunk.strata[row]
+                if group_hash not in group_split:
+                    group_split[group_hash] = (_stratified_split(strata[stratum], report.sizes, targets) if stratum
+                                               else _choose_split(group_hash, report.sizes, targets))
+                split = group_split[group_hash]
                 if report.sizes[split] >= targets[split]:
                     report.split_full += 1
                     continue
+                strata[stratum][split] += 1
                 seen_prompts.add(prompt_hash)
                 taken[split].append(row)
                 report.sizes[split] += 1
@@ -200,6 +211,14 @@ def _choose_split(group_hash: int, filled: dict[str, int], targets: dict[str, in
     return next((s for s in targets if filled[s] < targets[s]), next(iter(targets)))
 
 
+def _stratified_split(kept: collections.Counter, filled: dict[str, int], targets: dict[str, int]) -> str:
+    """A new group's split when its record has a stratum whose records so far went `kept` (per split): the split
+    with room furthest below its share of the stratum (the first such split on a tie)."""
+    total, seen = sum(targets.values()) or 1, sum(kept.values()) + 1
+    open_splits = [s for s in targets if filled[s] < targets[s]] or list(targets)
+    return max(open_splits, key=lambda s: targets[s] * seen / total - kept[s])
+
+
 _worker: tuple[Callable[[int], Candidate], pa.Schema] | None = None
 
 
@@ -220,14 +239,15 @@ def _init_worker(make: Callable[[int], Candidate], schema: pa.Schema, in_pool: b
 
 def _run_chunk(bounds: tuple[int, int]) -> _Chunk:
     make, schema = _worker
-    reasons, hashes, records = [], [], []
+    reasons, hashes, records, strata = [], [], [], []
     for index in range(*bounds):
         candidate = make(index)
         reasons.append(candidate.rejected if candidate.record is None else None)
         if candidate.record is not None:
             records.append(candidate.record)
             hashes.append((stable_hash(candidate.prompt_key), stable_hash(candidate.group_key)))
-    return _Chunk(reasons, hashes, pa.Table.from_pylist(records, schema=schema))
+            strata.append(candidate.stratum)
+    return _Chunk(reasons, hashes, pa.Table.from_pylist(records, schema=schema), strata)
 
 
 def _chunks(config: Config, schema: pa.Schema, num_proc: int) -> Iterator[_Chunk]:

@@ -20,8 +20,9 @@ the recipe's rows not built yet; filters that match nothing are an error naming 
 snapshot_download from the configured endpoint; whatever the source every listed weight file must
 have its sha256 and every `*.safetensors` must be listed), `zoo build`, `zoo publish FOLDER
 --repo-id ORG/NAME [--tag V] [--dataset-repo-id ORG/CORPUS]` (`cards.hub`), `zoo serve [HUB_DIR]
-[--shipped]` (olah over a local hub directory; `--shipped` publishes the shipped tier into it first)
-and `zoo register`. In Python: `cards.zoo.load(NAME)` returns `(model, tokenizer)`; `find(NAME)` and
+[--shipped]` (olah over a local hub directory; `--shipped` publishes the shipped tier into it first),
+`zoo register` and `zoo tasks-path` (the folder of the shipped lm-evaluation-harness tasks). In Python:
+`cards.zoo.load(NAME)` returns `(model, tokenizer)`; `find(NAME)` and
 `is_published(NAME)` answer from the registry alone, without the network.
 
 Errors: `UsageError` for bad input, `IntegrityError` for a corrupt registry or a weight file whose
@@ -375,6 +376,8 @@ def parser() -> Parser:
     reg.add_argument("--repo-id", required=True, help="ORG/NAME on the Hub")
     reg.add_argument("--revision", help="the pinned revision (tag or commit) once published")
     reg.add_argument("--published", action="store_true", help="the checkpoint is on the Hub at --revision")
+    sub.add_parser("tasks-path", help="the folder of the shipped lm-evaluation-harness tasks, for lm_eval "
+                                      "--include_path (the corpus: INTERP_ZOO_CORPUS=DIR)")
     return p
 
 
@@ -602,8 +605,18 @@ def _register(args) -> int:
     return 0
 
 
+def tasks_path() -> Path:
+    """The folder of the lm-evaluation-harness tasks shipped with the package (`cards/lm_eval_tasks`)."""
+    return Path(__file__).resolve().parent / "lm_eval_tasks"
+
+
+def _tasks_path(args) -> int:
+    print(tasks_path())
+    return 0
+
+
 COMMANDS = {"list": _list, "info": _info, "download": _download, "publish": _publish, "serve": _serve,
-            "register": _register, "build": _build}
+            "register": _register, "build": _build, "tasks-path": _tasks_path}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -38,20 +38,25 @@ FIELD_DOCS = {
 
 
 def gold_rows(folder: Path, reports: list[Report]) -> list[list]:
-    """Kept records per config and option count, then per gold position (0 = first option; '' where the
-    position does not exist), read back from the parquet files; an `all` row when counts vary."""
+    """Kept records per config, split and option count, then per gold position (0 = first option; '' where
+    the position does not exist), read back from the parquet files; an `all` row when counts vary."""
     rows = []
     for report in reports:
-        table = pq.read_table(folder / "data" / report.name, columns=["answer", "choices"])
-        gold = collections.Counter(zip(pc.list_value_length(table["choices"]).to_pylist(),
-                                       table["answer"].to_pylist()))
-        counts = sorted({k for k, _ in gold})
-        for k in counts:
-            rows.append([report.name, k, sum(gold[k, p] for p in POSITIONS),
-                         *[gold[k, p] if p < k else "" for p in POSITIONS]])
-        if len(counts) > 1:
-            rows.append([report.name, "all", sum(gold.values()),
-                         *[sum(gold[k, p] for k in counts) if p < counts[-1] else "" for p in POSITIONS]])
+        for split in report.sizes:
+            files = sorted(str(f) for f in (folder / "data" / report.name).glob(f"{split}-*.parquet"))
+            rows += split_rows([report.name, split], pq.read_table(files, columns=["answer", "choices"]))
+    return rows
+
+
+def split_rows(head: list, table) -> list[list]:
+    """The gold-position rows of one split's records (see `gold_rows`)."""
+    gold = collections.Counter(zip(pc.list_value_length(table["choices"]).to_pylist(), table["answer"].to_pylist()))
+    counts = sorted({k for k, _ in gold})
+    rows = [[*head, k, sum(gold[k, p] for p in POSITIONS), *[gold[k, p] if p < k else "" for p in POSITIONS]]
+            for k in counts]
+    if len(counts) > 1:
+        rows.append([*head, "all", sum(gold.values()),
+                     *[sum(gold[k, p] for k in counts) if p < counts[-1] else "" for p in POSITIONS]])
     return rows
 
 

@@ -3,7 +3,8 @@
 `make_item(options, level, index)` is the pure per-index function the corpus core runs in workers:
 it takes the option count and gold position from `gold_slot` (exactly balanced, see there), asks a
 source for a question, places the gold option, has the source's verifier confirm that exactly the
-gold option is correct, picks labels and a style, renders the MMLU-style prompt and, when asked,
+gold option is correct, picks labels (checked against their scheme) and a style, renders the
+MMLU-style prompt and, when asked,
 builds the counterfactual partner and runs the single-token check. `check_record` re-verifies a
 stored record from its fields alone. `options` is `mcq.generator.Options`.
 """
@@ -21,7 +22,7 @@ import pyarrow as pa
 from cards.cli import first_line
 from cards.corpus import Candidate, item_rng, stable_hash
 from cards.errors import UsageError
-from mcq.labels import SCHEMES, STYLES, make_labels, multi_token_labels, render_prompt, token_count
+from mcq.labels import SCHEMES, STYLES, label_problem, make_labels, multi_token_labels, render_prompt, token_count
 from mcq.sources import SOURCES, Unusable
 
 COUNTERFACTUALS = {
@@ -55,7 +56,8 @@ LEVEL_NOTES = {
     2: "4 options, labels A-D, style `A.`, context binding; distractors the context does not mention",
     3: "2-10 options; labels ABCD, lowercase, numbers or shuffled letters and styles `A.`, `(A)`, `A:` drawn "
        "per record; context binding",
-    4: "2-10 options; every source (context, arithmetic, order, multiplication, sql); random letters too; "
+    4: "2-10 options; every source (context, arithmetic, order, multiplication, sql); every label scheme (random "
+       "letters, with or without A-D, and shuffled numbers too); "
        "near-miss distractors (values bound to other entities, answers off by one or a carry, words sharing "
        "a first letter or one letter shorter, corrupted queries)",
 }
@@ -78,7 +80,8 @@ def gold_slot(seed: int, config: str, index: int, counts: tuple[int, ...]) -> tu
     """(option count k, gold position) of an index. Every allowed count occurs once in each block of
     len(counts) consecutive indices; for each count, its occurrences taken k at a time put the gold
     at every position once. Both orders are hash-shuffled per block, so position is balanced exactly
-    (up to the last incomplete block) and unpredictable from the index."""
+    (up to the last incomplete block) and unpredictable from the index. The candidate's stratum is
+    (k, gold): the corpus core gives each split its share of every stratum, so each split is balanced too."""
     block, slot = divmod(index, len(counts))
     k = _permutation(counts, seed, config, "count", block)[slot]
     turn, place = divmod(block, k)
@@ -127,6 +130,9 @@ def make_item(options, level: int, index: int) -> Candidate:
         return Candidate(None, reason)
     scheme, style = rng.choice(plan.schemes), rng.choice(plan.styles)
     labels = make_labels(scheme, k, rng)
+    reason = label_problem(scheme, labels)
+    if reason:
+        return Candidate(None, reason)
     text = SOURCES[source].render(question.facts)
     record = {
         "id": f"mcq-l{level}-s{options.seed}-{index:09d}",
@@ -152,7 +158,7 @@ def make_item(options, level: int, index: int) -> Candidate:
         if reason:
             return Candidate(None, reason)
     return Candidate(record, prompt_key=record["prompt"],
-                     group_key=source + "\n" + record["facts"])
+                     group_key=source + "\n" + record["facts"], stratum=f"{k} {gold}")
 
 
 def counterfactual(record: dict, kind: str, rng: random.Random) -> dict:
@@ -198,6 +204,8 @@ def check_record(record: dict) -> str | None:
         return "prompt does not match its fields"
     if record["answer_label"] != record["labels"][record["answer"]]:
         return "answer_label is not labels[answer]"
+    if label_problem(record["label_scheme"], record["labels"]):
+        return label_problem(record["label_scheme"], record["labels"])
     reason = verdict(record["source"], facts, record["choices"], record["answer"])
     if reason or not record.get("cf_prompt"):
         return reason

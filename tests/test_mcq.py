@@ -110,8 +110,10 @@ def test_label_schemes(scheme):
             assert labels == expected
         elif scheme == "shuffled":
             assert sorted(labels) == list(string.ascii_uppercase[:k]) and labels != sorted(labels)
+        elif scheme == "shuffled-numbers":
+            assert sorted(labels, key=int) == [str(i) for i in range(1, k + 1)] != labels
         else:
-            assert all(label in string.ascii_uppercase for label in labels)
+            assert all(label in string.ascii_uppercase[4 if scheme == "random-no-abcd" else 0:] for label in labels)
 
 
 @pytest.mark.parametrize("style, line", [("dot", "B. blue"), ("paren", "(B) blue"), ("colon", "B: blue")])

@@ -42,11 +42,11 @@ def test_folder_loads_and_every_record_verifies(corpus):
 
 def test_gold_positions_balanced_and_reported(corpus):
     ds = datasets.load_dataset(str(corpus), "level2")
-    counts = collections.Counter(r["answer"] for split in ds for r in ds[split])
-    assert counts == {0: 50, 1: 50, 2: 50, 3: 50}
+    for split, each in (("train", 40), ("validation", 5), ("test", 5)):  # balanced within every split
+        assert collections.Counter(r["answer"] for r in ds[split]) == {0: each, 1: each, 2: each, 3: each}
     card = (corpus / "README.md").read_text()
-    assert "## Gold positions" in card and "| level2 | 4 | 200 | 50 | 50 | 50 | 50 |" in card
-    assert "| level3 | all | 200 | " in card  # 2-10 options: a total row
+    assert "## Gold positions" in card and "| level2 | test | 4 | 20 | 5 | 5 | 5 | 5 |" in card
+    assert "| level3 | train | all | 160 | " in card  # 2-10 options: a total row
     assert "## Level ladder" in card and "near-miss" in card and "Seed 3." in card
     assert "same length in characters" in card and "- `sql`: " in card
 
