@@ -135,7 +135,7 @@ def bigram_model(tokenizer, chain: list[str]) -> LlamaForCausalLM:
 
 
 def test_generation_ends_at_the_second_eos_in_the_original_layout(tok):
-    chain = [EOS, "Ġ#", "###", "Ġ8", "Ġ0", "Ġ4", "Ġ1", "Ġ"]  # after the prompt's EOS: ` #### 8 0 4 1 <eos>`, again
+    chain = [EOS, "Ġ#", "###", "Ġ8", "Ġ0", "Ġ4", "Ġ1", "Ġ"]  # after each EOS: ` #### 8 0 4 1 <eos>`, again
     model = bigram_model(tok, chain)
     outputs = []
     metrics = evaluate.evaluate(model, tok, [RECORD], original(tok), progress=False, outputs=outputs)

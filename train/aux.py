@@ -3,7 +3,7 @@
 For each chosen head h of the chosen layer, a weight vector w_h (d_head → 1, no bias) reads that
 head's output (the input of the attention's output projection, split into heads) at one position
 per answer digit c_k and regresses the running sum ĉ_k = s_k + ⌊ĉ_{k-1}/10⌋ (the `running_sums`
-column of multmath). Where (`POSITIONS`, `--aux-position`): `previous` (the default), the position
+column of multmath). Where (`--aux-position`, `train.objectives.POSITIONS`): `previous` (the default), the position
 that predicts c_k, where c_k = ĉ_k mod 10 is written; `answer`, the position of the token c_k itself,
 which predicts c_{k+1} (and needs ĉ_k's carry ⌊ĉ_k/10⌋ for it): where the running-sum probe of the
 aux-loss paper's code reads ĉ_k. The two differ by exactly one position. The loss is
@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from cards.errors import IntegrityError, UsageError
-from train.objectives import AUX_FILE as FILE, POSITIONS
+from train.objectives import AUX_FILE as FILE
 
 
 def output_projection(model, layer: int) -> nn.Module:

@@ -28,7 +28,7 @@ from cards.generator import TrainingView
 from train.config import FINITE_POSITIVE, OBJECTIVE, POSITIVE, Check, check_fields, setting
 
 AUX_FILE = "aux_heads.safetensors"
-POSITIONS = ("previous", "answer")  # where the aux heads read ĉ_k: the position that predicts c_k, or c_k's (train.aux)
+POSITIONS = ("previous", "answer")  # where aux heads read ĉ_k: the position that predicts c_k, or c_k's (train.aux)
 
 
 def has_chain_of_thought(view: TrainingView) -> bool:
