@@ -229,6 +229,7 @@ def refresh_contrasts(registry: str | None) -> None:
 
 def copy_release(run: Path, folder: Path) -> None:
     """The run's published files without the log, with every floating-point weight in float16."""
+    from safetensors import safe_open
     from safetensors.torch import load_file, save_file
 
     folder.mkdir(parents=True)
@@ -238,8 +239,10 @@ def copy_release(run: Path, folder: Path) -> None:
         (folder / rel).parent.mkdir(parents=True, exist_ok=True)
         if rel.suffix == ".safetensors":
             tensors = load_file(run / rel)
+            with safe_open(run / rel, "pt") as source:  # keep what the run wrote there (the aux heads' settings)
+                metadata = {"format": "pt", **(source.metadata() or {})}
             save_file({k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}, folder / rel,
-                      metadata={"format": "pt"})
+                      metadata=metadata)
         else:
             shutil.copy2(run / rel, folder / rel)
     config = json.loads((folder / "config.json").read_text())
