@@ -48,6 +48,7 @@ from cards import hub
 from cards.card import with_option
 from cards.cli import Parser, first_line, run
 from cards.errors import ExternalError, IntegrityError, UsageError
+from cards.hooked import load_hooked  # noqa: F401  (a TransformerLens model of NAME or DIR: cards.hooked)
 from train.manifest import RunManifest
 
 

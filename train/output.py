@@ -4,10 +4,12 @@ is `train.manifest`'s).
 
 Weights go through `save_pretrained` (safetensors, sharded above 2 GB), so
 `AutoModelForCausalLM.from_pretrained(folder)` and `AutoTokenizer.from_pretrained(folder)` load
-them. An objective's own files (the aux regression heads) are the objective's to save
-(`train.objectives`). The model card is filled from the manifest (`write_card`); a run that was not
-evaluated, or whose evaluation failed, has its card's evaluation section replaced by a sentence
-saying so. `quiet()` silences the progress bars of transformers and datasets (`--no-progress`).
+them, under transformers 4.x as well as 5 (the rotary settings are repeated under 4.x's keys, and
+the tokenizer class is written as one both know: `train.tokenizer.save_tokenizer`). An objective's
+own files (the aux regression heads) are the objective's to save (`train.objectives`). The model
+card is filled from the manifest (`write_card`); a run that was not evaluated, or whose evaluation
+failed, has its card's evaluation section replaced by a sentence saying so. `quiet()` silences the
+progress bars of transformers and datasets (`--no-progress`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from transformers import GenerationConfig
 
 from cards.model_card import ModelDescription, model_card
 from train.manifest import RunManifest
+from train.tokenizer import save_tokenizer
 
 SHARD = "2GB"
 
@@ -28,7 +31,22 @@ def save_model(out: Path, model, tokenizer, lm_state: dict, max_new_tokens: int 
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id, do_sample=False, max_new_tokens=max_new_tokens)
     model.save_pretrained(out, state_dict=lm_state, max_shard_size=SHARD)
-    tokenizer.save_pretrained(out)
+    add_transformers4_rope(out / "config.json")
+    save_tokenizer(tokenizer, out)
+
+
+def add_transformers4_rope(file: Path) -> None:
+    """Repeat a config.json's rotary settings under the keys transformers 4.x reads (`rope_theta`, and
+    `rope_scaling` unless default): transformers 5 writes only `rope_parameters`, which 4.x ignores, running
+    the model with its default base and no scaling (not the 0.5b and 1b presets')."""
+    config = json.loads(file.read_text(encoding="utf-8"))
+    rope = dict(config.get("rope_parameters") or {})
+    if "rope_theta" not in rope or "rope_theta" in config:  # no rotary, one per layer type, or already there
+        return
+    config["rope_theta"] = rope.pop("rope_theta")
+    if rope.get("rope_type", "default") != "default":
+        config["rope_scaling"] = rope
+    file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def write_json(path: Path, value) -> None:

@@ -6,6 +6,8 @@ text whose words keep identifiers whole (`check_in_date` can be one token, which
 column names a one-token lookup) (for the qwen2 family, with the pre-tokenization that `Qwen2Tokenizer` imposes on reload;
 the digit vocabulary cannot survive that, so multmath is refused for qwen2). Both are wrapped as a `PreTrainedTokenizerFast` with `<|endoftext|>` as BOS and EOS and a
 separate `<|pad|>`, so `AutoTokenizer.from_pretrained(folder)` loads them from the checkpoint.
+`save_tokenizer` writes a tokenizer into a checkpoint under a class name that every transformers
+version the project admits loads (transformers 5 writes `TokenizersBackend`, a class 4.x lacks).
 A base model's tokenizer that has no pad token gets a new `<|pad|>` (the model's embeddings are
 resized to match by `ensure_pad`). A tokenizer without a chat template gets `CHAT_TEMPLATE` when
 it trains on a chat corpus (`with_chat_template`), saved with it, so `apply_chat_template` works
@@ -21,12 +23,16 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Callable, Iterable
 
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 EOS, PAD, UNK = "<|endoftext|>", "<|pad|>", "<|unk|>"
+# the class transformers 5 writes for a tokenizer built on a tokenizers object, unknown to transformers 4,
+# and the name of that same class that both load (transformers 5 keeps it as an alias)
+V5_ONLY_CLASS, PORTABLE_CLASS = "TokenizersBackend", "PreTrainedTokenizerFast"
 # words for the BPE: identifiers (letters, digits, `_`) stay whole, so `check_in_date` can become one
 # token (GPT-2's split would cut it at every `_`), each with the space before it
 WORDS = r""" ?[A-Za-z0-9_]+| ?[^\sA-Za-z0-9_]+|\s+(?!\S)|\s+"""
@@ -67,6 +73,17 @@ def train_tokenizer(texts: Iterable[str], digits: bool, vocab_size: int, qwen2: 
     extra = {"unk_token": UNK} if digits else {}
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=EOS, eos_token=EOS, pad_token=PAD,
                                    model_max_length=1_000_000, **extra)
+
+
+def save_tokenizer(tokenizer, folder: str | Path) -> None:
+    """`tokenizer.save_pretrained(folder)`, its class written as `PORTABLE_CLASS` where transformers 5 wrote
+    `V5_ONLY_CLASS`, so transformers 4.x (TransformerLens 2.x pins it) loads the checkpoint's tokenizer too."""
+    tokenizer.save_pretrained(folder)
+    file = Path(folder) / "tokenizer_config.json"
+    config = json.loads(file.read_text(encoding="utf-8"))
+    if config.get("tokenizer_class") == V5_ONLY_CLASS:
+        config["tokenizer_class"] = PORTABLE_CLASS
+        file.write_text(json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def load_tokenizer(name: str):

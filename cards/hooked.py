@@ -1,0 +1,154 @@
+"""TransformerLens models of zoo checkpoints: `load_hooked(NAME_OR_DIR)`, re-exported by `cards.zoo`.
+
+A zoo NAME is got as `cards.zoo.download` gets it (local cache, shipped copy, Hub; sha256-checked); a
+folder is any checkpoint that `AutoModelForCausalLM.from_pretrained` loads. TransformerLens is an
+optional extra (`pip install 'interp-zoo[interp]'`); without it `load_hooked` raises a UsageError.
+
+- TransformerLens 3 and later (pip gives 4.x): a `TransformerBridge` around the transformers model
+  (`boot_transformers` on the folder). Its generation with the KV cache diverges from the model's (a
+  TransformerLens bug, seen in 4.3), so this bridge's `generate` defaults to `use_past_kv_cache=False`.
+- TransformerLens 2.x (no bridge): a `HookedTransformer` built from the checkpoint's own config
+  (`hooked_config`: any size, grouped-query attention, rotary settings, GPT-Neo's local attention) and
+  its weights converted by TransformerLens' converter for the family, with no Hub access. gpt2, gpt-neo,
+  llama and qwen2, the zoo's families (`train.presets.ARCHS`).
+
+Either way the weights are not processed (no LayerNorm folding or centring), so logits and hook
+activations are the transformers model's, and `default_prepend_bos` is what the checkpoint was trained
+with: the tokenizer's own special tokens (`adds_bos`), which for a tokenizer trained from scratch is no
+BOS (a BOS the model never saw moves its outputs).
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from cards.errors import UsageError
+
+EXTRA = "pip install 'interp-zoo[interp]'"
+# TransformerLens 2.x weight converters by transformers model_type
+CONVERTERS = {"gpt2": "convert_gpt2_weights", "gpt_neo": "convert_neo_weights", "llama": "convert_llama_weights",
+              "qwen2": "convert_qwen2_weights"}
+
+
+def load_hooked(name_or_dir: str | Path, device: str | None = None, dtype=None):
+    """A TransformerLens model of a zoo checkpoint (NAME) or a checkpoint folder (DIR), in float32 unless
+    `dtype` says otherwise: a `TransformerBridge` (TransformerLens 3+) or a `HookedTransformer` (2.x)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    lens = _transformer_lens()
+    folder = checkpoint_folder(name_or_dir)
+    dtype = dtype or torch.float32
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    if hasattr(lens, "TransformerBridge"):
+        model = lens.TransformerBridge.boot_transformers(str(folder), dtype=dtype, tokenizer=tokenizer, device=device)
+        model.generate = _without_kv_cache(model.generate)
+    else:
+        hf = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+        model = hooked_transformer(lens, hf, tokenizer, device, dtype)
+    model.cfg.default_prepend_bos = adds_bos(tokenizer)
+    return model
+
+
+def checkpoint_folder(name_or_dir: str | Path) -> Path:
+    """The folder of a checkpoint: DIR itself (it must hold a config.json), else the zoo checkpoint NAME."""
+    path = Path(name_or_dir).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise UsageError(f"{path}: not a checkpoint folder (no config.json)")
+        return path
+    if path.exists() or "/" in str(name_or_dir) or str(name_or_dir).startswith((".", "~")):
+        raise UsageError(f"{name_or_dir}: no such checkpoint folder")
+    from cards.zoo import download
+
+    return download(str(name_or_dir))
+
+
+def adds_bos(tokenizer) -> bool:
+    """Whether the tokenizer puts a BOS in front of a text (its own special tokens, as training used them)."""
+    with_special = tokenizer("a")["input_ids"]
+    return (tokenizer.bos_token_id is not None and with_special[:1] == [tokenizer.bos_token_id]
+            and len(with_special) > len(tokenizer("a", add_special_tokens=False)["input_ids"]))
+
+
+def _transformer_lens():
+    try:
+        import transformer_lens
+    except ImportError as err:
+        raise UsageError(f"load_hooked needs TransformerLens, an optional extra: {EXTRA}") from err
+    return transformer_lens
+
+
+def _without_kv_cache(generate):
+    """`generate` with `use_past_kv_cache=False` unless the caller passes it."""
+
+    @functools.wraps(generate)
+    def call(*args, use_past_kv_cache: bool = False, **kwargs):
+        return generate(*args, use_past_kv_cache=use_past_kv_cache, **kwargs)
+
+    return call
+
+
+# --- TransformerLens 2.x --------------------------------------------------------------------------
+
+
+def hooked_transformer(lens, hf, tokenizer, device, dtype):
+    """A HookedTransformer with the weights of the transformers model `hf`, unprocessed."""
+    from transformer_lens import pretrained
+
+    kind = hf.config.model_type
+    if kind not in CONVERTERS:
+        raise UsageError(f"load_hooked: no TransformerLens 2.x converter for a {kind} model "
+                         f"(known: {', '.join(CONVERTERS)}); TransformerLens 3+ loads more: pip install -U transformer-lens")
+    cfg = lens.HookedTransformerConfig(**hooked_config(hf.config), dtype=dtype, device=device or "cpu",
+                                       original_architecture=hf.config.architectures[0])
+    state = getattr(pretrained.weight_conversions, CONVERTERS[kind])(hf, cfg)
+    model = lens.HookedTransformer(cfg, tokenizer=tokenizer, move_to_device=True)
+    model.load_and_process_state_dict(state, fold_ln=False, center_writing_weights=False, center_unembed=False,
+                                      fold_value_biases=False, refactor_factored_attn_matrices=False)
+    return model
+
+
+def hooked_config(config) -> dict:
+    """HookedTransformerConfig settings for a transformers config of the zoo's families, read from the
+    config itself (sizes, norms, positions, activation) rather than from TransformerLens' table of named
+    models."""
+    kind = config.model_type
+    if kind == "gpt2":
+        return dict(d_model=config.n_embd, n_heads=config.n_head, d_head=config.n_embd // config.n_head,
+                    d_mlp=config.n_inner or 4 * config.n_embd, n_layers=config.n_layer, n_ctx=config.n_positions,
+                    d_vocab=config.vocab_size, eps=config.layer_norm_epsilon, act_fn=config.activation_function,
+                    normalization_type="LN", positional_embedding_type="standard",
+                    scale_attn_by_inverse_layer_idx=config.scale_attn_by_inverse_layer_idx)
+    if kind == "gpt_neo":
+        return dict(d_model=config.hidden_size, n_heads=config.num_heads, d_head=config.hidden_size // config.num_heads,
+                    d_mlp=config.intermediate_size or 4 * config.hidden_size, n_layers=config.num_layers,
+                    n_ctx=config.max_position_embeddings, d_vocab=config.vocab_size, eps=config.layer_norm_epsilon,
+                    act_fn=config.activation_function, normalization_type="LN", positional_embedding_type="standard",
+                    attn_types=list(config.attention_layers), use_local_attn=True, window_size=config.window_size,
+                    use_attn_scale=False)  # GPT-Neo does not divide attention scores by sqrt(d_head)
+    d_head = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    kv = config.num_key_value_heads
+    return dict(d_model=config.hidden_size, n_heads=config.num_attention_heads, d_head=d_head,
+                n_key_value_heads=kv if kv != config.num_attention_heads else None, d_mlp=config.intermediate_size,
+                n_layers=config.num_hidden_layers, n_ctx=config.max_position_embeddings, d_vocab=config.vocab_size,
+                eps=config.rms_norm_eps, act_fn=config.hidden_act, normalization_type="RMS", final_rms=True,
+                gated_mlp=True, positional_embedding_type="rotary", rotary_dim=d_head, rotary_adjacent_pairs=False,
+                **_rope(config))
+
+
+def _rope(config) -> dict:
+    """Rotary base and llama3 frequency scaling, from `rope_parameters` (transformers 5) or `rope_theta` and
+    `rope_scaling` (transformers 4)."""
+    rope = dict(getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None) or {})
+    theta = rope.get("rope_theta", getattr(config, "rope_theta", 10_000.0))
+    kind = rope.get("rope_type", rope.get("type", "default"))
+    if kind == "default":
+        return {"rotary_base": theta}
+    if kind != "llama3":
+        raise UsageError(f"load_hooked: TransformerLens 2.x has no {kind!r} rotary scaling")
+    return {"rotary_base": theta, "use_NTK_by_parts_rope": True, "NTK_by_parts_factor": rope["factor"],
+            "NTK_by_parts_low_freq_factor": rope["low_freq_factor"],
+            "NTK_by_parts_high_freq_factor": rope["high_freq_factor"],
+            "NTK_original_ctx_len": rope["original_max_position_embeddings"]}
