@@ -99,8 +99,8 @@ def hooked_transformer(lens, hf, tokenizer, device, dtype):
 
     kind = hf.config.model_type
     if kind not in CONVERTERS:
-        raise UsageError(f"load_hooked: no TransformerLens 2.x converter for a {kind} model "
-                         f"(known: {', '.join(CONVERTERS)}); TransformerLens 3+ loads more: pip install -U transformer-lens")
+        raise UsageError(f"load_hooked: no TransformerLens 2.x converter for a {kind} model (known: "
+                         f"{', '.join(CONVERTERS)}); TransformerLens 3+ loads more: pip install -U transformer-lens")
     cfg = lens.HookedTransformerConfig(**hooked_config(hf.config), dtype=dtype, device=device or "cpu",
                                        original_architecture=hf.config.architectures[0])
     state = getattr(pretrained.weight_conversions, CONVERTERS[kind])(hf, cfg)
