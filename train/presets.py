@@ -85,13 +85,15 @@ def config(s: Shape, arch: str, vocab_size: int, bos: int, eos: int, pad: int):
                   num_key_value_heads=s.kv_heads or s.heads, intermediate_size=s.mlp,
                   max_position_embeddings=s.context, rms_norm_eps=s.norm_eps, attention_dropout=0.0, **ids)
     if arch == "llama":
-        rope = {"rope_type": "default", "rope_theta": s.rope_theta}
+        # rope_theta / rope_scaling: transformers 5 reads them into rope_parameters, and 4.x (which
+        # ignores rope_parameters and would silently use base 10000) reads them as they are
+        scaling = None
         if s.llama3_rope:
-            rope = {"rope_type": "llama3", "rope_theta": s.rope_theta, "factor": 32.0, "low_freq_factor": 1.0,
-                    "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}
-        return LlamaConfig(rope_parameters=rope, **common)
+            scaling = {"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                       "original_max_position_embeddings": 8192}
+        return LlamaConfig(rope_theta=s.rope_theta, rope_scaling=scaling, **common)
     if arch == "qwen2":
-        return Qwen2Config(rope_parameters={"rope_type": "default", "rope_theta": s.rope_theta}, **common)
+        return Qwen2Config(rope_theta=s.rope_theta, **common)
     raise ValueError(f"unknown architecture {arch!r} (choose from {', '.join(ARCHS)})")
 
 
