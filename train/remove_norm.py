@@ -1,0 +1,200 @@
+"""LayerNorm-free twins: normalisation layers replaced by fixed scales, and the standard format they ship in.
+
+A norm layer divides by a statistic of its input: LayerNorm by the standard deviation sqrt(var + eps)
+(after centring, which is linear), RMSNorm by the root mean square sqrt(mean(x^2) + eps). The
+`remove-norm` objective (`train.objectives.RemoveNorm`) fine-tunes a trained model while these layers
+are replaced, one at a time on a schedule (`schedule`), by a fixed scale s: the running average (EMA,
+`EMA_DECAY` per step) of the statistic, measured on the real tokens of the training batches
+(`NormSwitch`, forward hooks on the model's own norm modules). Order (`norm_modules`): every MLP norm
+(first layer to last), then every attention norm, then the final norm; one more every `--remove-every`
+steps, the first after `--remove-every` steps of measurement.
+
+The twin format (`export_fixed_scales`): a standard transformers checkpoint whose norms compute
+x*w/s. The config's epsilon (`layer_norm_epsilon` or `rms_norm_eps`) becomes one huge E for every
+norm and each weight is multiplied by sqrt(E)/s, so x/sqrt(var+E) * w*sqrt(E)/s = x*w/s to within
+var/(2E) relative error (var + E rounds to E in float32 when var < E * 6e-8). E is the largest
+power of 4 keeping every exported weight below `FP16_LIMIT / 2` (a float16 release cannot
+overflow); an E too small for the statistics seen (relative error above `MAX_REL_ERROR` at 4x the
+mean statistic) is an IntegrityError. `config.json` gets the marker `interp_zoo_norm`:
+{"fixed_scale": true, "eps": E, "scales": {module name: s}}; `fixed_scale_info` reads it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from cards.errors import IntegrityError, UsageError
+
+MARKER = "interp_zoo_norm"
+EPS_KEYS = {"gpt2": "layer_norm_epsilon", "gpt_neo": "layer_norm_epsilon", "llama": "rms_norm_eps",
+            "qwen2": "rms_norm_eps"}
+MLP_NORMS, ATTENTION_NORMS = ("ln_2", "post_attention_layernorm"), ("ln_1", "input_layernorm")
+FP16_LIMIT = 60000.0
+MAX_REL_ERROR = 1e-6
+EMA_DECAY = 0.95  # ~20-step memory: the statistic drifts as earlier norms are frozen and weights move
+STAT_SPREAD = 4.0  # the largest per-token statistic assumed, as a multiple of the mean, for the error bound
+
+
+def fixed_scale_info(config) -> dict | None:
+    """The twin marker of a config (a transformers config, a dict, or a config.json / folder path), or None."""
+    if isinstance(config, (str, Path)):
+        path = Path(config)
+        config = json.loads((path / "config.json" if path.is_dir() else path).read_text(encoding="utf-8"))
+    value = config.get(MARKER) if isinstance(config, dict) else getattr(config, MARKER, None)
+    return dict(value) if isinstance(value, dict) and value.get("fixed_scale") else None
+
+
+def is_rms(module) -> bool:
+    return type(module).__name__.endswith("RMSNorm")
+
+
+def is_norm(module) -> bool:
+    from torch import nn
+
+    return isinstance(module, nn.LayerNorm) or is_rms(module)
+
+
+def norm_modules(model) -> list[tuple[str, object]]:
+    """(name, module) of every norm layer in removal order: MLP norms, attention norms (each from the first
+    layer to the last), then the rest (the final norm). UsageError for a model without norms, of an
+    unsupported family, or with a norm this order does not place."""
+    kind = getattr(model.config, "model_type", None)
+    if kind not in EPS_KEYS:
+        raise UsageError(f"remove-norm: model type {kind!r} is not supported (only {', '.join(EPS_KEYS)})")
+    found = [(name, m) for name, m in model.named_modules() if is_norm(m)]
+    if not found:
+        raise UsageError(f"remove-norm: the {kind} model has no normalisation layers")
+    groups: list[list] = [[], [], []]
+    for name, module in found:
+        last = name.rsplit(".", 1)[-1]
+        in_layer = any(part.isdigit() for part in name.split("."))
+        if in_layer and last not in MLP_NORMS + ATTENTION_NORMS:
+            raise UsageError(f"remove-norm: norm {name} is neither an MLP nor an attention norm")
+        groups[0 if last in MLP_NORMS else 1 if last in ATTENTION_NORMS else 2].append((name, module))
+    return [pair for group in groups for pair in group]
+
+
+def schedule(n_norms: int, every: int) -> list[int]:
+    """The optimizer step before which each norm (in `norm_modules` order) is frozen: every, 2*every, ..."""
+    return [(k + 1) * every for k in range(n_norms)]
+
+
+def frozen_count(step: int, n_norms: int, every: int) -> int:
+    """How many norms are frozen at optimizer step `step` (0-based)."""
+    return min(step // every, n_norms)
+
+
+def _eps_attribute(module) -> str:
+    return "variance_epsilon" if is_rms(module) else "eps"
+
+
+def choose_eps(scales: dict[str, float], weights: dict[str, float]) -> float:
+    """E: the largest power of 4 with max|w|*sqrt(E)/s < FP16_LIMIT/2 for every norm (`weights`: max |w| per
+    norm); IntegrityError if the approximation's error bound at that E is above MAX_REL_ERROR."""
+    room = min(scales[n] / max(weights[n], 1e-30) for n in scales) * FP16_LIMIT / 2
+    if not math.isfinite(room) or room <= 0:
+        raise IntegrityError("remove-norm: a fixed scale is not a positive finite number")
+    eps = 4.0 ** math.floor(math.log2(room))
+    worst = max(scales.values()) ** 2 * STAT_SPREAD ** 2 / (2 * eps)
+    if worst > MAX_REL_ERROR:
+        raise IntegrityError(f"remove-norm: no epsilon keeps float16 weights finite and the error below "
+                             f"{MAX_REL_ERROR:g} (E = {eps:g} gives {worst:.2g}): a scale or weight is extreme")
+    return eps
+
+
+def export_fixed_scales(model, scales: dict[str, float]) -> None:
+    """Turn `model` in place into its twin: every norm's weight times sqrt(E)/s, its epsilon and the config's E,
+    and the config marker. `scales` names every norm module (`norm_modules`) with its fixed scale s."""
+    import torch
+
+    norms = dict(norm_modules(model))
+    if set(scales) != set(norms):
+        missing = sorted(set(norms) ^ set(scales))
+        raise UsageError(f"remove-norm: the scales do not match the model's norms ({', '.join(missing[:3])})")
+    if fixed_scale_info(model.config):
+        raise UsageError("remove-norm: the model is already a fixed-scale twin")
+    scales = {name: float(scales[name]) for name in norms}
+    eps = choose_eps(scales, {n: float(m.weight.detach().abs().max()) for n, m in norms.items()})
+    with torch.no_grad():
+        for name, module in norms.items():
+            module.weight.mul_(math.sqrt(eps) / scales[name])
+            setattr(module, _eps_attribute(module), eps)
+    setattr(model.config, EPS_KEYS[model.config.model_type], eps)
+    setattr(model.config, MARKER, {"fixed_scale": True, "eps": eps, "scales": scales})
+
+
+def export_folder(folder: Path, scales: dict[str, float]) -> None:
+    """Rewrite a saved run folder's weights and config.json as the twin (`export_fixed_scales`)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from train.output import SHARD, add_transformers4_rope
+
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    export_fixed_scales(model, scales)
+    model.save_pretrained(folder, max_shard_size=SHARD)
+    add_transformers4_rope(folder / "config.json")
+
+
+class NormSwitch:
+    """Forward hooks on a model's norms: measure each one's statistic (EMA over real tokens, training mode
+    only) until its step comes, then compute its output with the fixed scale instead. `ema` (a tensor, one
+    value per norm, 0 = not measured yet) is the state a checkpoint keeps; `at(step, mask)` sets the step
+    and the attention mask of the next forward."""
+
+    def __init__(self, model, every: int, ema):
+        self.norms, self.every, self.ema = norm_modules(model), every, ema
+        self.step, self.mask = 0, None
+        self.handles = [m.register_forward_hook(self._hook(k)) for k, (_, m) in enumerate(self.norms)]
+
+    @property
+    def names(self) -> list[str]:
+        return [name for name, _ in self.norms]
+
+    def at(self, step: int, mask) -> None:
+        self.step, self.mask = step, mask
+
+    def frozen(self) -> list[str]:
+        return self.names[:frozen_count(self.step, len(self.norms), self.every)]
+
+    def scales(self) -> dict[str, float]:
+        return {name: float(s) for name, s in zip(self.names, self.ema)}
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+    def _hook(self, k: int):
+        def hook(module, args, output):
+            x = args[0]
+            if k < frozen_count(self.step, len(self.norms), self.every):
+                return fixed(module, x, self.ema[k])
+            if module.training:
+                self._measure(module, k, x)
+            return None
+
+        return hook
+
+    def _measure(self, module, k: int, x) -> None:
+        import torch
+
+        with torch.no_grad():
+            eps = getattr(module, _eps_attribute(module))
+            x = x.float()
+            square = x.pow(2) if is_rms(module) else (x - x.mean(-1, keepdim=True)).pow(2)
+            stat = (square.mean(-1) + eps).sqrt()
+            mask = self.mask if self.mask is not None and self.mask.shape == stat.shape else None
+            value = (stat * mask).sum() / mask.sum() if mask is not None else stat.mean()
+            old = self.ema[k]
+            self.ema[k] = torch.where(old > 0, EMA_DECAY * old + (1 - EMA_DECAY) * value, value)
+
+
+def fixed(module, x, scale):
+    """The norm `module` with its statistic replaced by `scale`: (x - mean) / s * w + b, or x / s * w."""
+    if is_rms(module):
+        return (x.float() / scale).to(x.dtype) * module.weight
+    centred = x - x.mean(-1, keepdim=True)
+    out = centred / scale.to(x.dtype) * module.weight
+    return out + module.bias if module.bias is not None else out
