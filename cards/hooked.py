@@ -16,19 +16,35 @@ Either way the weights are not processed (no LayerNorm folding or centring), so 
 activations are the transformers model's, and `default_prepend_bos` is what the checkpoint was trained
 with: the tokenizer's own special tokens (`adds_bos`), which for a tokenizer trained from scratch is no
 BOS (a BOS the model never saw moves its outputs).
+
+A LayerNorm-free twin (config marker `interp_zoo_norm`, `train.remove_norm`) loads with normalisation off
+(`fix_scales`): every norm computes the affine map it stands for, (x - mean) / s * w + b (LayerNorm) or
+x / s * w (RMSNorm), with no statistic of x. Its `hook_scale` reads the constant s (a permanent hook, so
+`cache.apply_ln_to_stack` divides by s) and its `w` is the trained weight (the checkpoint's w*sqrt(E)/s
+times s/sqrt(E)), so the shipped huge epsilon E plays no part. The same on both TransformerLens majors:
+4.x has no HookedTransformer, and its config-built native model lacks GPT-Neo's local attention, GPT-2's
+per-layer attention scaling and an unembedding bias, so the bridge keeps its norm modules, now affine.
+Direct logit attribution through the final norm is then exact (`cards.dla`).
 """
 
 from __future__ import annotations
 
 import functools
+import json
+import math
 from pathlib import Path
 
-from cards.errors import UsageError
+from cards.errors import IntegrityError, UsageError
 
 EXTRA = "pip install 'interp-zoo[interp]'"
 # TransformerLens 2.x weight converters by transformers model_type
 CONVERTERS = {"gpt2": "convert_gpt2_weights", "gpt_neo": "convert_neo_weights", "llama": "convert_llama_weights",
               "qwen2": "convert_qwen2_weights"}
+# transformers names of the norm before attention, before the MLP (layer {}) and the final norm, by model_type
+NORM_NAMES = {"gpt2": ("transformer.h.{}.ln_1", "transformer.h.{}.ln_2", "transformer.ln_f"),
+              "gpt_neo": ("transformer.h.{}.ln_1", "transformer.h.{}.ln_2", "transformer.ln_f"),
+              "llama": ("model.layers.{}.input_layernorm", "model.layers.{}.post_attention_layernorm", "model.norm"),
+              "qwen2": ("model.layers.{}.input_layernorm", "model.layers.{}.post_attention_layernorm", "model.norm")}
 
 
 def load_hooked(name_or_dir: str | Path, device: str | None = None, dtype=None):
@@ -48,6 +64,7 @@ def load_hooked(name_or_dir: str | Path, device: str | None = None, dtype=None):
         hf = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
         model = hooked_transformer(lens, hf, tokenizer, device, dtype)
     model.cfg.default_prepend_bos = adds_bos(tokenizer)
+    fix_scales(model, json.loads((folder / "config.json").read_text(encoding="utf-8")))
     return model
 
 
@@ -70,6 +87,48 @@ def adds_bos(tokenizer) -> bool:
     with_special = tokenizer("a")["input_ids"]
     return (tokenizer.bos_token_id is not None and with_special[:1] == [tokenizer.bos_token_id]
             and len(with_special) > len(tokenizer("a", add_special_tokens=False)["input_ids"]))
+
+
+def fix_scales(model, config: dict) -> None:
+    """Normalisation off in a hooked model of a twin (`config` is its config.json; nothing for another model):
+    each norm's `hook_scale` gets a permanent hook returning its fixed scale s and its weight is multiplied
+    by s/sqrt(E). IntegrityError if the marker does not name exactly the model's norms."""
+    import torch
+
+    from train.remove_norm import fixed_scale_info
+
+    info = fixed_scale_info(config)
+    if info is None:
+        return
+    modules = hooked_norms(model, config.get("model_type"))
+    scales = info.get("scales") or {}
+    if set(scales) != set(modules):
+        raise IntegrityError(f"twin marker: its scales name {', '.join(sorted(set(scales) ^ set(modules))[:3])}, "
+                             "not the model's norms")
+    for name, module in modules.items():
+        scale = float(scales[name])
+        with torch.no_grad():
+            module.w.mul_(scale / math.sqrt(float(info["eps"])))
+        module.hook_scale.add_perma_hook(functools.partial(_constant, scale=scale))
+        if getattr(module, "use_native_layernorm_autograd", False):
+            module.use_native_layernorm_autograd = False  # the bridge's own arithmetic, which reads hook_scale
+
+
+def hooked_norms(model, kind: str | None) -> dict:
+    """{transformers module name: the hooked model's norm module} (blocks.i.ln1, blocks.i.ln2, ln_final)."""
+    if kind not in NORM_NAMES:
+        raise IntegrityError(f"twin marker on a {kind} model; twins are {', '.join(NORM_NAMES)}")
+    attention, mlp, final = NORM_NAMES[kind]
+    modules = {final: model.ln_final}
+    for i, block in enumerate(model.blocks):
+        modules |= {attention.format(i): block.ln1, mlp.format(i): block.ln2}
+    return modules
+
+
+def _constant(value, hook, scale: float):
+    import torch
+
+    return torch.full_like(value, scale)
 
 
 def _transformer_lens():
