@@ -85,8 +85,8 @@ def main(argv=None) -> int:
         data = args.data or str(small_corpus(args.models[0], Path(tmp) / "corpus"))
         prompts = test_prompts(data, args.n)
         results = {name: measure(name, prompts) for name in args.models}
-    print(table(["checkpoint", "prompts", "max abs logit", "max abs(sum of DLA - logit)"],
-                [[name, str(len(prompts)), f"{size:.3g}", f"{error:.2g}"] for name, (error, size, _) in results.items()]))
+    sizes = [[name, str(len(prompts)), f"{size:.3g}", f"{error:.2g}"] for name, (error, size, _) in results.items()]
+    print(table(["checkpoint", "prompts", "max abs logit", "max abs(sum of DLA - logit)"], sizes))
     rows = []
     for name, (_, _, totals) in results.items():
         top = sorted(totals.items(), key=lambda item: -abs(item[1]))[:args.top]
