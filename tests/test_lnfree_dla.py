@@ -79,10 +79,9 @@ def tokens(folder) -> torch.Tensor:
     return tokenizer(PROMPTS[1], return_tensors="pt")["input_ids"]
 
 
-def sum_error(folder) -> tuple[float, float]:
-    """(max |sum of DLA - logits|, max |logits|) of the hooked model of `folder` on PROMPTS[1]."""
-    model = load_hooked(folder)
-    labels, attribution, logits = dla.attribution(model, tokens(folder))
+def sum_error(model, ids) -> tuple[float, float]:
+    """(max |sum of DLA - logits|, max |logits|) of a hooked model on `ids`."""
+    labels, attribution, logits = dla.attribution(model, ids)
     assert len(labels) == len(attribution) and labels[-1] == dla.CONSTANT
     return float((attribution.sum(0) - logits).abs().max()), float(logits.abs().max())
 
@@ -123,14 +122,15 @@ def test_the_dla_of_a_twin_sums_to_its_logits(lens, pairs, arch):
     still = {label for label, size in zip(labels, attribution[:-1].abs().amax(dim=(1, 2, 3))) if size == 0}
     biases = {label for label in labels if label.endswith("bias")}
     assert still == (set() if arch in ("gpt2", "gpt-neo") else biases)  # llama and qwen2 have no output biases
-    error, size = sum_error(twin)
+    error, size = sum_error(model, ids)
     assert error < 1e-5 * max(size, 1.0), (error, size)
 
 
 @pytest.mark.parametrize("arch", presets.ARCHS)
 def test_the_dla_of_the_original_misses_its_logits(lens, pairs, arch):
     """The same sum on the model with real normalisation: each piece normalised on its own is not its share."""
-    error, size = sum_error(pairs[arch][0])
+    original = pairs[arch][0]
+    error, size = sum_error(load_hooked(original), tokens(original))
     assert error > 0.05 * size, (error, size)
 
 
