@@ -139,6 +139,8 @@ def train(row: Row, build_dir: Path, threads: int | None, rebuild: bool, show: b
     if finished and not rebuild:
         say(f"{row.name}: trained already ({out})")
         return out
+    if row.base and zoo.find(row.base) is None:
+        raise ExternalError(f"{row.name}: its base {row.base} is not built (zoo build --only {row.base} first)")
     resumable = not rebuild and any((out / CHECKPOINTS).glob("step-*"))
     extra = ["--resume"] if resumable else (["--overwrite"] if out.exists() else [])
     argv = [sys.executable, "-m", "train.cli", *row.train_argv(corpus, out), *extra]

@@ -3,7 +3,9 @@
 `cards/recipe.json` (another file with `ZOO_RECIPE`) names the corpora (a generator command without
 `--out`) and the checkpoints: a name, a tier (`cpu`: trained on a 2-core machine and shipped with the
 project; `gpu`: one command away), the corpus it trains on and its `zoo-train` options without
-`--data` and `--out`. `zoo build` (`cards.build`) runs these rows; `zoo list` shows the rows that
+`--data` and `--out`. A row that fine-tunes another row's checkpoint names it as `base` (zoo build
+passes `--base NAME`, which `zoo-train` resolves to the zoo's copy): it must be an earlier row, of the
+cpu tier when the row is. `zoo build` (`cards.build`) runs these rows; `zoo list` shows the rows that
 are not built yet next to the registry's entries. `Row` also answers what a row is (task, level,
 preset, objective) from its commands alone, so a row can be listed before it exists.
 """
@@ -22,7 +24,7 @@ from cards.errors import IntegrityError, UsageError
 
 TIERS = ("cpu", "gpu")
 GENERATORS = {"tinysql-gen": "tinysql", "multmath-gen": "multmath", "mcq-gen": "mcq"}
-NOT_IN_A_ROW = ("--data", "--out", "--resume", "--overwrite")  # zoo build supplies or decides these
+NOT_IN_A_ROW = ("--data", "--out", "--resume", "--overwrite", "--base")  # zoo build supplies or decides these
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class Row:
     corpus: str  # the corpus's name (its folder's name under the build folder)
     corpus_command: str  # the generator command, without --out
     train: str  # the zoo-train options, without --data and --out
+    base: str | None = None  # the row whose checkpoint this one fine-tunes
 
     @property
     def task(self) -> str:
@@ -58,7 +61,8 @@ class Row:
         return [*shlex.split(self.corpus_command), "--out", str(out)]
 
     def train_argv(self, corpus: Path, out: Path) -> list[str]:
-        return ["--data", str(corpus), *shlex.split(self.train), "--out", str(out)]
+        base = ["--base", self.base] if self.base else []
+        return ["--data", str(corpus), *base, *shlex.split(self.train), "--out", str(out)]
 
     @property
     def build_command(self) -> str:
@@ -81,10 +85,11 @@ def read_recipe(path: str | os.PathLike | None = None) -> list[Row]:
     try:
         data = json.loads(file.read_text(encoding="utf-8"))
         corpora, rows = data["corpora"], data["checkpoints"]
-        result = [Row(r["name"], r["tier"], r["corpus"], corpora.get(r["corpus"], ""), r["train"]) for r in rows]
+        result = [Row(r["name"], r["tier"], r["corpus"], corpora.get(r["corpus"], ""), r["train"], r.get("base"))
+                  for r in rows]
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise IntegrityError(f"recipe {file} is not a zoo recipe ({err})") from err
-    seen = set()
+    seen: dict[str, Row] = {}
     for row in result:
         fault = (("a second row has this name" if row.name in seen else None)
                  or (f"tier {row.tier!r} is not one of {', '.join(TIERS)}" if row.tier not in TIERS else None)
@@ -92,11 +97,24 @@ def read_recipe(path: str | os.PathLike | None = None) -> list[Row]:
                  or (f"the corpus command does not start with {' or '.join(GENERATORS)}"
                      if shlex.split(row.corpus_command)[0] not in GENERATORS else None)
                  or next((f"{o} is zoo build's to decide" for o in NOT_IN_A_ROW
-                          if o in shlex.split(row.train) + shlex.split(row.corpus_command)), None))
+                          if o in shlex.split(row.train) + shlex.split(row.corpus_command)), None)
+                 or _base_fault(row, seen))
         if fault:
             raise IntegrityError(f"recipe {file}: {row.name}: {fault}")
-        seen.add(row.name)
+        seen[row.name] = row
     return result
+
+
+def _base_fault(row: Row, earlier: dict[str, Row]) -> str | None:
+    if row.base is None:
+        return None
+    if not isinstance(row.base, str) or row.base not in earlier:
+        return f"base {row.base!r} is not an earlier row"
+    if row.preset:
+        return "a row with a base takes no --preset"
+    if row.tier == "cpu" and earlier[row.base].tier != "cpu":
+        return f"a cpu row's base must be a cpu row ({row.base} is {earlier[row.base].tier})"
+    return None
 
 
 def select(rows: list[Row], tier: str | None = None, only: list[str] | None = None,

@@ -457,6 +457,7 @@ def contrast_tables(entries: list[dict]) -> list[str]:
     from cards.card import markdown_table
 
     tables = []
+    entries = [e for e in entries if e["objective"] != "remove-norm"]  # twins: their own card compares them
     for level in sorted({e["level"] for e in entries if e["task"] == "multmath"}):
         group = sorted((e for e in entries if e["task"] == "multmath" and e["level"] == level),
                        key=lambda e: ("aux", "nocot", "icot").index(e["objective"]) if e["objective"] in

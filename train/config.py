@@ -210,6 +210,8 @@ class RunConfig:
                 object.__setattr__(self, name, str(getattr(self, name)))
         check_fields(self)
         object.__setattr__(self, "objective", objective(self.objective))
+        if self.objective.needs_base and not self.base:
+            raise UsageError(f"--objective {self.objective.name} fine-tunes a trained model: give --base")
         if (self.preset is None) == (self.base is None):
             raise UsageError("give exactly one of --preset (train from scratch) and --base (fine-tune)")
         if self.base and (self.arch or self.layers or self.hidden or self.heads):

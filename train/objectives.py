@@ -6,7 +6,9 @@ each optimizer step, what it adds to the loss, and how the model card and `--hel
 - `icot`: stepwise internalization of the chain of thought (`train.icot`): CoT tokens removed
   from its start as training goes on, with removal smoothing and an optimizer reset at each removal;
 - `aux`: answer only plus the running-sum auxiliary loss (`train.aux`): linear heads on attention
-  head outputs regress the running sums at each answer digit.
+  head outputs regress the running sums at each answer digit;
+- `remove-norm`: a `--base` model fine-tuned while its norms are replaced by fixed scales, one at a time
+  (`train.remove_norm`); it saves the LayerNorm-free twin.
 
 An objective is a frozen dataclass whose fields are its own settings, with `train.config.setting`
 metadata: `zoo-train` offers them as options (`--icot-per-epoch`, `--aux-layer`, ...), and the run's
@@ -48,6 +50,7 @@ class Objective:
     text: ClassVar[str] = "supervised fine-tuning, loss on the completion only (prompt tokens masked)"  # the card
     keeps_cot: ClassVar[bool] = True  # trains on the chain of thought (else it is dropped at encoding)
     needs: ClassVar[tuple[str, Callable[[TrainingView], bool]] | None] = None  # what the corpus must provide
+    needs_base: ClassVar[bool] = False  # fine-tunes a trained model only (--base)
 
     def __post_init__(self):
         check_fields(self)
@@ -69,6 +72,9 @@ class Objective:
 
         return Trainable(model)
 
+    def check_steps(self, trainable, steps: int) -> None:
+        """UsageError if the run's `steps` optimizer steps cannot do what this objective must."""
+
     def micro_batch(self, data, indices: list[int], pad_id: int, step: int, per_epoch: int, seed: int,
                     stream: int) -> dict:
         """The tensors of one micro-batch (`stream` numbers it within the step, across processes)."""
@@ -86,6 +92,11 @@ class Objective:
 
     def save(self, out: Path, trainable, extra_state: dict) -> None:
         """Files of its own beside the saved model (the state of the trainable's extra module)."""
+
+    def compare(self, model, tokenizer, records: list[dict], view: TrainingView, base: str | None,
+                batch_size: int) -> dict:
+        """Metrics of its own added to the final evaluation of the saved `model` on `records`."""
+        return {}
 
 
 @dataclass(frozen=True)
@@ -193,7 +204,59 @@ class Aux(Objective):
         aux.save(out, trainable.extra, extra_state, self.aux_weight, self.aux_position)
 
 
-OBJECTIVES: dict[str, Objective] = {o.name: o for o in (Objective(), Icot(), NoCot(), Aux())}
+@dataclass(frozen=True)
+class RemoveNorm(Objective):
+    remove_every: int = field(default=50, metadata=setting(
+        "optimizer steps between two norm removals (the first after as many steps of measurement)", OBJECTIVE,
+        type=int, check=POSITIVE))
+
+    name = "remove-norm"
+    summary = ("--base only: replace the norms by fixed scales (the EMA of what each divided by), one every "
+               "--remove-every steps (MLP norms, attention norms, final norm); saves the LayerNorm-free twin")
+    text = ("LayerNorm removal: the base model fine-tuned on its own corpus (answer only) while its normalisation "
+            "layers were replaced one at a time by fixed scales; the saved model is its LayerNorm-free twin")
+    keeps_cot = False
+    needs_base = True
+
+    def trainable(self, model, data, seed):
+        from train.remove_norm import RemoveNormTrainable
+
+        trainable = RemoveNormTrainable(model, self.remove_every)
+        object.__setattr__(self, "norm_names", trainable.switch.names)  # not a setting: the log names them
+        return trainable
+
+    def check_steps(self, trainable, steps):
+        needed = len(trainable.switch.names) * self.remove_every
+        if steps < needed:
+            raise UsageError(f"--objective remove-norm: {steps} steps cannot remove {len(trainable.switch.names)} "
+                             f"norms every {self.remove_every} steps (at least {needed} are needed)")
+
+    def micro_batch(self, data, indices, pad_id, step, per_epoch, seed, stream):
+        import torch
+
+        from train.data import collate
+
+        return {**collate(data, indices, pad_id), "norm_step": torch.tensor(step)}
+
+    def log(self, step, per_epoch, data):
+        from train.remove_norm import frozen_count
+
+        names = getattr(self, "norm_names", [])
+        return {"norms_frozen": names[:frozen_count(step, len(names), self.remove_every)]}
+
+    def save(self, out, trainable, extra_state):
+        from train.remove_norm import export_folder
+
+        trainable.switch.remove()
+        export_folder(out, dict(zip(trainable.switch.names, extra_state["ema"].tolist())))
+
+    def compare(self, model, tokenizer, records, view, base, batch_size):
+        from train.remove_norm import compare
+
+        return compare(model, tokenizer, records, view, base, batch_size)
+
+
+OBJECTIVES: dict[str, Objective] = {o.name: o for o in (Objective(), Icot(), NoCot(), Aux(), RemoveNorm())}
 
 
 def objective(chosen: str | Objective, values: dict | None = None) -> Objective:

@@ -25,16 +25,19 @@ import json
 import math
 from pathlib import Path
 
+import torch
+from torch import nn
+
 from cards.errors import IntegrityError, UsageError
+from train.loop import Trainable
 
 MARKER = "interp_zoo_norm"
 EPS_KEYS = {"gpt2": "layer_norm_epsilon", "gpt_neo": "layer_norm_epsilon", "llama": "rms_norm_eps",
             "qwen2": "rms_norm_eps"}
 MLP_NORMS, ATTENTION_NORMS = ("ln_2", "post_attention_layernorm"), ("ln_1", "input_layernorm")
 FP16_LIMIT = 60000.0
-MAX_REL_ERROR = 1e-6
+MAX_REL_ERROR = 1e-4  # float16 storage rounds every weight by up to 5e-4 anyway
 EMA_DECAY = 0.95  # ~20-step memory: the statistic drifts as earlier norms are frozen and weights move
-STAT_SPREAD = 4.0  # the largest per-token statistic assumed, as a multiple of the mean, for the error bound
 
 
 def fixed_scale_info(config) -> dict | None:
@@ -51,8 +54,6 @@ def is_rms(module) -> bool:
 
 
 def is_norm(module) -> bool:
-    from torch import nn
-
     return isinstance(module, nn.LayerNorm) or is_rms(module)
 
 
@@ -91,24 +92,28 @@ def _eps_attribute(module) -> str:
 
 
 def choose_eps(scales: dict[str, float], weights: dict[str, float]) -> float:
-    """E: the largest power of 4 with max|w|*sqrt(E)/s < FP16_LIMIT/2 for every norm (`weights`: max |w| per
-    norm); IntegrityError if the approximation's error bound at that E is above MAX_REL_ERROR."""
-    room = min(scales[n] / max(weights[n], 1e-30) for n in scales) * FP16_LIMIT / 2
+    """E: the largest power of 4 with max|w|*sqrt(E)/s < FP16_LIMIT for every norm (`weights`: max |w| per norm),
+    which keeps the float16 release finite; IntegrityError if at that E the relative error s^2/(2E) of a
+    norm whose input has its mean statistic s is above MAX_REL_ERROR."""
+    room = min(scales[n] / max(weights[n], 1e-30) for n in scales) * FP16_LIMIT
     if not math.isfinite(room) or room <= 0:
         raise IntegrityError("remove-norm: a fixed scale is not a positive finite number")
     eps = 4.0 ** math.floor(math.log2(room))
-    worst = max(scales.values()) ** 2 * STAT_SPREAD ** 2 / (2 * eps)
-    if worst > MAX_REL_ERROR:
+    if rel_error(scales, eps) > MAX_REL_ERROR:
         raise IntegrityError(f"remove-norm: no epsilon keeps float16 weights finite and the error below "
-                             f"{MAX_REL_ERROR:g} (E = {eps:g} gives {worst:.2g}): a scale or weight is extreme")
+                             f"{MAX_REL_ERROR:g} (E = {eps:g} gives {rel_error(scales, eps):.2g}): the scales "
+                             f"span {min(scales.values()):.3g} to {max(scales.values()):.3g}")
     return eps
+
+
+def rel_error(scales: dict[str, float], eps: float) -> float:
+    """The largest relative error var/(2E) of a twin's norm whose input has its mean statistic (var = s^2)."""
+    return max(scales.values()) ** 2 / (2 * eps)
 
 
 def export_fixed_scales(model, scales: dict[str, float]) -> None:
     """Turn `model` in place into its twin: every norm's weight times sqrt(E)/s, its epsilon and the config's E,
     and the config marker. `scales` names every norm module (`norm_modules`) with its fixed scale s."""
-    import torch
-
     norms = dict(norm_modules(model))
     if set(scales) != set(norms):
         missing = sorted(set(norms) ^ set(scales))
@@ -122,12 +127,12 @@ def export_fixed_scales(model, scales: dict[str, float]) -> None:
             module.weight.mul_(math.sqrt(eps) / scales[name])
             setattr(module, _eps_attribute(module), eps)
     setattr(model.config, EPS_KEYS[model.config.model_type], eps)
-    setattr(model.config, MARKER, {"fixed_scale": True, "eps": eps, "scales": scales})
+    setattr(model.config, MARKER, {"fixed_scale": True, "eps": eps, "scales": scales,
+                                   "rel_error": rel_error(scales, eps)})
 
 
 def export_folder(folder: Path, scales: dict[str, float]) -> None:
     """Rewrite a saved run folder's weights and config.json as the twin (`export_fixed_scales`)."""
-    import torch
     from transformers import AutoModelForCausalLM
 
     from train.output import SHARD, add_transformers4_rope
@@ -141,11 +146,12 @@ def export_folder(folder: Path, scales: dict[str, float]) -> None:
 class NormSwitch:
     """Forward hooks on a model's norms: measure each one's statistic (EMA over real tokens, training mode
     only) until its step comes, then compute its output with the fixed scale instead. `ema` (a tensor, one
-    value per norm, 0 = not measured yet) is the state a checkpoint keeps; `at(step, mask)` sets the step
-    and the attention mask of the next forward."""
+    value per norm, 0 = not measured yet, in `state`) is what a checkpoint keeps; `at(step, mask)` sets the
+    step and the attention mask of the next forward."""
 
-    def __init__(self, model, every: int, ema):
-        self.norms, self.every, self.ema = norm_modules(model), every, ema
+    def __init__(self, model, every: int, state: "NormState | None" = None):
+        self.norms, self.every = norm_modules(model), every
+        self.state = state or NormState(len(self.norms))
         self.step, self.mask = 0, None
         self.handles = [m.register_forward_hook(self._hook(k)) for k, (_, m) in enumerate(self.norms)]
 
@@ -162,6 +168,10 @@ class NormSwitch:
     def scales(self) -> dict[str, float]:
         return {name: float(s) for name, s in zip(self.names, self.ema)}
 
+    @property
+    def ema(self):
+        return self.state.ema  # read through the module: moving it to a device replaces the tensor
+
     def remove(self) -> None:
         for handle in self.handles:
             handle.remove()
@@ -170,7 +180,7 @@ class NormSwitch:
         def hook(module, args, output):
             x = args[0]
             if k < frozen_count(self.step, len(self.norms), self.every):
-                return fixed(module, x, self.ema[k])
+                return fixed(module, x, self.ema[k].clone())  # a copy: later measurements write the buffer
             if module.training:
                 self._measure(module, k, x)
             return None
@@ -178,8 +188,6 @@ class NormSwitch:
         return hook
 
     def _measure(self, module, k: int, x) -> None:
-        import torch
-
         with torch.no_grad():
             eps = getattr(module, _eps_attribute(module))
             x = x.float()
@@ -198,3 +206,65 @@ def fixed(module, x, scale):
     centred = x - x.mean(-1, keepdim=True)
     out = centred / scale.to(x.dtype) * module.weight
     return out + module.bias if module.bias is not None else out
+
+
+class NormState(nn.Module):
+    """The fixed scales being measured (buffer `ema`, one per norm in removal order), as the trainable's extra
+    module: a checkpoint keeps them and the loop returns them as its extra state."""
+
+    def __init__(self, n_norms: int):
+        super().__init__()
+        self.register_buffer("ema", torch.zeros(n_norms))
+
+
+class RemoveNormTrainable(Trainable):
+    """The model with its norms switched (`NormSwitch`): each batch carries its optimizer step (`norm_step`)."""
+
+    def __init__(self, model, every: int):
+        if fixed_scale_info(model.config):
+            raise UsageError("remove-norm: the model is already a fixed-scale twin")
+        state = NormState(len(norm_modules(model)))
+        super().__init__(model, state, 0.0, "norm")
+        self.switch = NormSwitch(model, every, state)
+
+    def forward(self, input_ids, attention_mask, labels, norm_step):
+        self.switch.at(int(norm_step), attention_mask)
+        lm = self.model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
+        return lm, {"lm_loss": lm.detach()}
+
+
+@torch.no_grad()
+def mean_loss(model, tokenizer, records, view, batch_size: int = 64) -> float:
+    """Token-weighted cross-entropy (nats) of `model` on the completions of `records`, as trained (answer
+    only, prompt masked): the loss the goal of a twin is stated in."""
+    from train.data import collate, encode
+
+    context = getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", None)
+    enc, _ = encode(records, view, tokenizer, keep_cot=False, max_length=context)
+    device = next(model.parameters()).device
+    total, tokens = 0.0, 0
+    for start in range(0, len(enc), batch_size):
+        batch = collate(enc, list(range(start, min(start + batch_size, len(enc)))), tokenizer.pad_token_id)
+        logits = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)).logits
+        labels = batch["labels"][:, 1:].to(device)
+        total += float(nn.functional.cross_entropy(logits[:, :-1].float().transpose(1, 2), labels,
+                                                   ignore_index=-100, reduction="sum"))
+        tokens += int((labels != -100).sum())
+    return total / max(tokens, 1)
+
+
+def compare(twin, tokenizer, records, view, base: str, batch_size: int = 64) -> dict:
+    """The twin's loss beside the base model's loss and metrics on the same records (`base_` keys)."""
+    from train.data import use_tokenizer
+    from train.evaluate import evaluate
+    from train.trainer import load_pretrained
+
+    model, base_tokenizer = load_pretrained("--base", base)
+    model.to(next(twin.parameters()).device).eval()
+    use_tokenizer(view, base_tokenizer)
+    before = evaluate(model, base_tokenizer, records, view, batch_size, False)
+    before["loss"] = mean_loss(model, base_tokenizer, records, view, batch_size)
+    use_tokenizer(view, tokenizer)
+    after = mean_loss(twin, tokenizer, records, view, batch_size)
+    return {"loss": after, "loss_increase": after - before["loss"],
+            **{f"base_{k}": v for k, v in before.items() if isinstance(v, float)}}

@@ -77,6 +77,7 @@ def run(config: RunConfig) -> dict | None:
     # accelerate needs cpu=True to see the other processes (gloo).
     processes = PartialState(cpu=not torch.cuda.is_available())
     settings = config.resolved(len(train_set), processes.num_processes)
+    objective.check_steps(trainable, settings.total_steps(len(train_set), processes.num_processes))
     start_folder(processes, out, config, resuming, tokenizer)
     result = loop.train(trainable, train_set, settings, out, tokenizer.pad_token_id, config.fingerprint(),
                         periodic_evaluation(config, corpus, tokenizer), resume_from)
@@ -248,7 +249,7 @@ def _remote(option: str, name: str) -> str:
         raise UsageError(f"{option} {name}: no such folder")
     entry = zoo.find(name)
     if entry is not None:
-        if not entry["published"]:
+        if not (entry["published"] or entry["shipped"]):
             raise UsageError(f"{option} {name}: a zoo checkpoint that is not published; pass its folder")
         return str(zoo.download(name))
     near = difflib.get_close_matches(name, [p.name for p in Path.cwd().iterdir() if p.is_dir()], n=1, cutoff=0.75)
@@ -285,7 +286,9 @@ def final_evaluation(out: Path, view: TrainingView, records: list[dict], config:
     model, tokenizer = load_pretrained("--out", str(out))
     data.use_tokenizer(view, tokenizer)
     model.to("cuda" if torch.cuda.is_available() else "cpu")
-    return evaluate(model, tokenizer, records, view, config.eval_batch_size, config.progress)
+    metrics = evaluate(model, tokenizer, records, view, config.eval_batch_size, config.progress)
+    return {**metrics, **config.objective.compare(model, tokenizer, records, view, config.base,
+                                                  config.eval_batch_size)}
 
 
 def finish(out: Path, manifest: RunManifest, metrics: dict | None, corpus: data.Corpus, note: str | None,
