@@ -245,7 +245,8 @@ def mean_loss(model, tokenizer, records, view, batch_size: int = 64) -> float:
     total, tokens = 0.0, 0
     for start in range(0, len(enc), batch_size):
         batch = collate(enc, list(range(start, min(start + batch_size, len(enc)))), tokenizer.pad_token_id)
-        logits = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)).logits
+        mask = batch["attention_mask"].to(device)
+        logits = model(input_ids=batch["input_ids"].to(device), attention_mask=mask).logits
         labels = batch["labels"][:, 1:].to(device)
         total += float(nn.functional.cross_entropy(logits[:, :-1].float().transpose(1, 2), labels,
                                                    ignore_index=-100, reduction="sum"))
