@@ -13,10 +13,10 @@ The twin format (`export_fixed_scales`): a standard transformers checkpoint whos
 x*w/s. The config's epsilon (`layer_norm_epsilon` or `rms_norm_eps`) becomes one huge E for every
 norm and each weight is multiplied by sqrt(E)/s, so x/sqrt(var+E) * w*sqrt(E)/s = x*w/s to within
 var/(2E) relative error (var + E rounds to E in float32 when var < E * 6e-8). E is the largest
-power of 4 keeping every exported weight below `FP16_LIMIT / 2` (a float16 release cannot
-overflow); an E too small for the statistics seen (relative error above `MAX_REL_ERROR` at 4x the
-mean statistic) is an IntegrityError. `config.json` gets the marker `interp_zoo_norm`:
-{"fixed_scale": true, "eps": E, "scales": {module name: s}}; `fixed_scale_info` reads it.
+power of 4 keeping every exported weight below `FP16_LIMIT` (a float16 release cannot overflow);
+an E too small for the scales (relative error s^2/(2E) above `MAX_REL_ERROR` for the largest s) is an
+IntegrityError. `config.json` gets the marker `interp_zoo_norm`: {"fixed_scale": true, "eps": E,
+"scales": {module name: s}, "rel_error": that error}; `fixed_scale_info` reads it.
 """
 
 from __future__ import annotations
