@@ -282,8 +282,10 @@ def test_a_model_name_that_is_no_folder_is_answered_without_the_hub(corpora, tmp
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", no_network)
     monkeypatch.setattr(huggingface_hub, "snapshot_download", no_network)
-    unpublished = next(e["name"] for e in read_registry() if not e["published"])
-    status, _, err = cli(eval_main, "--model", unpublished, "--data", corpora / "sql", "--no-progress")
+    entry = {**read_registry()[0], "published": False, "shipped": False}  # registered, but nowhere to get it
+    (tmp_path / "zoo.json").write_text(json.dumps({"checkpoints": [entry]}))
+    monkeypatch.setenv("ZOO_REGISTRY", str(tmp_path / "zoo.json"))
+    status, _, err = cli(eval_main, "--model", entry["name"], "--data", corpora / "sql", "--no-progress")
     assert "not published" in one_line_error(status, err)
     (tmp_path / "run-nano").mkdir()
     monkeypatch.chdir(tmp_path)
