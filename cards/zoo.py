@@ -434,7 +434,7 @@ def _list(args) -> int:
         built = [e for e in read_registry(args.registry) if keep(e)]
         print("\n\n".join([markdown_listing(items), *contrast_tables(built)]))
         return 0
-    rows = [[e["name"], e["task"], e["level"], e["objective"], e["preset"], _millions(e["parameters"]),
+    rows = [[e["name"], e["task"], e["level"] or "-", e["objective"], e["preset"] or "-", _millions(e["parameters"]),
              headline(e["metrics"]), e["available"]] for e in items]
     print(_table(["name", "task", "level", "objective", "size", "params", "test metric", "available"], rows))
     return 0
