@@ -56,3 +56,30 @@ def corpora(tmp_path_factory) -> Path:
                          "--out", str(root / "mm")]) == 0
     assert mcq_gen(["--level", "1", "-n", "160", "--out", str(root / "mcq")]) == 0
     return root
+
+
+TINY_TEXTS = ["SELECT name FROM users WHERE id = 3", "1 2 * 3 4 || 5 6 #### 7 8", "CREATE TABLE t (a INTEGER)"] * 10
+
+
+def saved_tiny_model(folder: Path, arch: str, shape: dict, seed: int, noise: float, digits: bool = False):
+    """(model, tokenizer): a random `tiny`-preset model of family `arch` with `shape`'s overrides, its 1-d
+    weights (norms, biases) moved off their initial values by `noise` so that a converter that drops one
+    shows, saved into `folder` by the trainer's own save path."""
+    import dataclasses
+
+    import torch
+
+    from train import output, presets
+    from train.tokenizer import train_tokenizer
+
+    tokenizer = train_tokenizer(TINY_TEXTS, digits=digits, vocab_size=300, qwen2=arch == "qwen2")
+    config = presets.config(dataclasses.replace(presets.PRESETS["tiny"], **shape), arch, len(tokenizer),
+                            tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id)
+    model = presets.build(config, seed=seed)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() == 1:
+                p.add_(noise * torch.randn(p.shape, generator=generator))
+    output.save_model(folder, model, tokenizer, model.state_dict(), 8)
+    return model, tokenizer

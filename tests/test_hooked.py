@@ -7,7 +7,6 @@ where they are not installed (the `interp` extra)."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 
@@ -18,11 +17,13 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from cards.errors import UsageError
 from cards.hooked import adds_bos, checkpoint_folder
 from cards.zoo import load_hooked
-from train import aux, output, presets
+from train import aux, presets
 from train.aux import AuxHeads
 from train.tokenizer import PORTABLE_CLASS, train_tokenizer
 
-TEXTS = ["SELECT name FROM users WHERE id = 3", "1 2 * 3 4 || 5 6 #### 7 8", "CREATE TABLE t (a INTEGER)"] * 10
+from conftest import TINY_TEXTS as TEXTS
+from conftest import saved_tiny_model
+
 PROMPT = "SELECT id FROM users WHERE name = 7 * 8"
 # shapes no published model has: odd widths, grouped-query attention, a local window shorter than the
 # prompt, a rotary base and llama3 scaling other than transformers 4's defaults, an untied output matrix
@@ -35,18 +36,8 @@ SHAPES = {
 
 
 def tiny(folder, arch: str, digits: bool = False):
-    """A random model of family `arch` saved by the trainer's save path; its norms and biases are moved
-    off their initial values so that a converter that drops one shows."""
-    tokenizer = train_tokenizer(TEXTS, digits=digits, vocab_size=300, qwen2=arch == "qwen2")
-    shape = dataclasses.replace(presets.PRESETS["tiny"], **SHAPES[arch])
-    model = presets.build(presets.config(shape, arch, len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id,
-                                         tokenizer.pad_token_id), seed=1)
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() == 1:
-                p.add_(0.1 * torch.randn(p.shape, generator=generator))
-    output.save_model(folder, model, tokenizer, model.state_dict(), 8)
+    """A random model of family `arch` saved by the trainer's save path (`conftest.saved_tiny_model`)."""
+    saved_tiny_model(folder, arch, SHAPES[arch], seed=1, noise=0.1, digits=digits)
     return folder
 
 

@@ -6,7 +6,6 @@ normalisation, the same sum misses the logits. Skips without TransformerLens (th
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import shutil
 
@@ -18,10 +17,10 @@ from cards import dla
 from cards.errors import IntegrityError
 from cards.hooked import fix_scales, hooked_norms
 from cards.zoo import load_hooked
-from train import output, presets, remove_norm
-from train.tokenizer import train_tokenizer
+from train import presets, remove_norm
 
-TEXTS = ["SELECT name FROM users WHERE id = 3", "1 2 * 3 4 || 5 6 #### 7 8", "CREATE TABLE t (a INTEGER)"] * 10
+from conftest import saved_tiny_model
+
 PROMPTS = ["SELECT id FROM users WHERE name = 7 * 8", "CREATE TABLE users (id INTEGER, name"]
 SHAPES = {"gpt2": dict(hidden=48, heads=3, mlp=80), "gpt-neo": dict(layers=3, hidden=48, heads=4, mlp=96, window=4),
           "llama": dict(hidden=96, heads=6, kv_heads=3, mlp=160, tied=False),
@@ -46,17 +45,8 @@ def measured_scales(model, ids: torch.Tensor) -> dict[str, float]:
 def tiny_pair(root, arch: str):
     """(original, twin) folders: a random model of `arch` with its 1-d weights moved off their initial values
     (so biases and norm weights count), and its twin exported with the scales measured on PROMPTS."""
-    tokenizer = train_tokenizer(TEXTS, digits=False, vocab_size=300, qwen2=arch == "qwen2")
-    shape = dataclasses.replace(presets.PRESETS["tiny"], **SHAPES[arch])
-    model = presets.build(presets.config(shape, arch, len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id,
-                                         tokenizer.pad_token_id), seed=2)
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() == 1:
-                p.add_(0.2 * torch.randn(p.shape, generator=generator))
     original, twin = root / arch, root / f"{arch}-lnfree"
-    output.save_model(original, model, tokenizer, model.state_dict(), 8)
+    model, tokenizer = saved_tiny_model(original, arch, SHAPES[arch], seed=2, noise=0.2)
     shutil.copytree(original, twin)
     ids = tokenizer(PROMPTS[0], return_tensors="pt")["input_ids"]
     remove_norm.export_folder(twin, measured_scales(model, ids))
