@@ -212,10 +212,10 @@ def build_model(config: RunConfig, records, view: TrainingView, resumed: Path | 
 
 
 def given_tokenizer(name: str):
-    """The tokenizer of --tokenizer (a Hub id or a local folder), with a pad token; UsageError if it cannot be
-    loaded."""
-    if not Path(name).expanduser().exists() and (name.startswith((".", "/", "~")) or name.count("/") > 1):
-        raise UsageError(f"--tokenizer {name}: no such folder")
+    """The tokenizer of --tokenizer (a local folder, a zoo name or a Hub id), with a pad token; UsageError if it
+    cannot be loaded."""
+    if not Path(name).expanduser().exists():
+        name = _remote("--tokenizer", name)
     try:
         tokenizer = load_tokenizer(name)
     except Exception as err:  # OSError, ValueError, HTTP errors...: all mean "cannot load it"
