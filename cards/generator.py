@@ -45,7 +45,8 @@ from cards.corpus import SPLIT_FRACTIONS, SPLITS, Candidate, Config, Report, bui
 from cards.dataset_folder import check_target
 from cards.errors import UsageError
 
-BUILTIN = {"tinysql": "tinysql.generator", "multmath": "multmath.generator", "mcq": "mcq.generator"}
+BUILTIN = {"tinysql": "tinysql.generator", "multmath": "multmath.generator", "mcq": "mcq.generator",
+           "facts": "facts.generator", "assoc": "assoc.generator"}
 _REGISTRY: dict[str, "Generator"] = {}
 
 
