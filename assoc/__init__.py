@@ -1,0 +1,1 @@
+"""assoc: completion-style association and pattern corpora (key-value recall, syntactic patterns, analogies)."""
