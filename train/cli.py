@@ -58,9 +58,12 @@ EVAL_DESCRIPTION = """\
 Evaluate a checkpoint on a split of a corpus: greedy decoding, exact match, and the metrics of
 the corpus's generator (TinySQL: normalized and execution match; multmath: per-digit accuracy;
 MCQ: label accuracy and mean gold-label probability). Prints the metrics as JSON.
+--attribution instead scores attribution methods' token relevance against the ground-truth spans of
+the corpus's attribution column (train/attribution.py) and prints a markdown table.
 
-example:
+examples:
   zoo-eval --model icot-4x4 --data m4 --split test
+  zoo-eval --model icot-4x4 --data m4 --split test --attribution grad-input,rollout,random
 """
 
 
@@ -132,6 +135,12 @@ def eval_parser() -> Parser:
                    help="also write one JSON line per record (id, prediction, gold, correct) to FILE (must not "
                         "exist); for TinySQL it is the input of tinysql-score")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--attribution", metavar="METHOD[,METHOD...]",
+                   help="instead of decoding, score attribution methods (grad-input, gradient, rollout, random) "
+                        "against the ground-truth spans of the corpus's attribution column: a markdown table, and "
+                        "JSON in --out")
+    p.add_argument("--attribution-samples", type=positive_int, default=200, metavar="N",
+                   help="records of the split whose targets --attribution scores (the first N; 200)")
     return p
 
 
@@ -155,6 +164,7 @@ def _train(argv: Sequence[str] | None) -> int:
 def _eval(argv: Sequence[str] | None) -> int:
     import torch
 
+    from train import attribution
     from train.data import in_layout, open_corpus, recorded_layout, use_tokenizer
     from train.evaluate import evaluate, prediction_rows
     from train.output import quiet
@@ -163,6 +173,9 @@ def _eval(argv: Sequence[str] | None) -> int:
     args = eval_parser().parse_args(argv)
     if args.no_progress:
         quiet()
+    chosen = attribution.methods(args.attribution) if args.attribution else None
+    if chosen and args.predictions:
+        raise UsageError("--predictions does not go with --attribution (which decodes nothing)")
     for option, path in (("--out", args.out), ("--predictions", args.predictions)):
         if path:
             check_new_file(option, path)
@@ -171,13 +184,17 @@ def _eval(argv: Sequence[str] | None) -> int:
     corpus = open_corpus(args.data, args.config)
     if args.split not in corpus.splits:
         raise UsageError(f"--split {args.split}: the corpus has {', '.join(corpus.splits)}")
-    records = head(corpus.splits[args.split], args.samples)
+    if chosen:
+        attribution.check_corpus(corpus.splits[args.split], corpus.view)
+    records = head(corpus.splits[args.split], args.attribution_samples if chosen else args.samples)
     model, tokenizer = load_pretrained("--model", args.model)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     corpus = in_layout(corpus, args.layout or recorded_layout(model.name_or_path))
     use_tokenizer(corpus.view, tokenizer)
     model.to("cuda" if torch.cuda.is_available() else "cpu")
+    if chosen:
+        return _attribution(args, chosen, corpus, model, tokenizer, records)
     outputs: list[str | None] = []
     metrics = {"split": args.split,
                **evaluate(model, tokenizer, records, corpus.view, args.batch_size, not args.no_progress, outputs)}
@@ -191,6 +208,24 @@ def _eval(argv: Sequence[str] | None) -> int:
             Path(args.predictions).write_text("".join(json.dumps(row) + "\n" for row in rows))
     except OSError as err:
         raise UsageError(f"cannot write the results ({first_line(err)}); the metrics are above") from err
+    return 0
+
+
+def _attribution(args, chosen: list[str], corpus, model, tokenizer, records: list[dict]) -> int:
+    """`zoo-eval --attribution`: the methods' scores as a markdown table, and as JSON in --out."""
+    from train import attribution
+
+    attribution.check_corpus(corpus.splits[args.split], corpus.view)  # the view in the model's recorded layout
+    result = {"model": args.model, "corpus": corpus.name, "config": corpus.config, "split": args.split,
+              **attribution.report(model, tokenizer, records, corpus.view, chosen, model.name_or_path)}
+    print(attribution.table(result, f"Attribution on {corpus.kind} ({corpus.name}, config {corpus.config}, "
+                                    f"{args.split}: {result['targets']} targets of {result['records']} records), "
+                                    f"model {args.model} (target accuracy {result['target_accuracy']:.3f})"))
+    try:
+        if args.out:
+            Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    except OSError as err:
+        raise UsageError(f"cannot write the results ({first_line(err)}); the table is above") from err
     return 0
 
 
