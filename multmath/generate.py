@@ -17,7 +17,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from cards import attribution
 from cards.corpus import Candidate
+from multmath import attribution as spans
 from multmath import exclude
 from multmath.check import check_record
 from multmath.problems import join_line, problem
@@ -42,6 +44,7 @@ SCHEMA = pa.schema([
     ("cot", pa.string()),
     ("answer", pa.string()),
     ("text", pa.string()),
+    attribution.FIELD,
 ])
 
 FIELDS = {
@@ -61,6 +64,8 @@ FIELDS = {
     "answer": "the answer part of `text`",
     "text": "the full line: `prompt||cot #### answer` for `icot` (`prompt||#### answer` without CoT), "
     "`prompt = cot = answer` for `plain` (`prompt = answer` without CoT)",
+    "attribution": f"{attribution.DOC}; one target `c_k` per answer digit written, its sources the digits a_i "
+    "and b_j with i + j ≤ k (the digits a_0 .. a_k and b_0 .. b_k)",
 }
 
 
@@ -118,6 +123,7 @@ def make_item(options, size: tuple[int, int], index: int) -> Candidate:
     if options.exclude and (a, b) in exclude.excluded(options.exclude):
         return Candidate(None, rejected=exclude.REASON)
     record = _record(options, at, index, a, b)
+    record["attribution"] = spans.targets(record, options.format)
     if options.validate:
         reason = check_record(record, options.format, options.cot, at.digits_a, at.digits_b)
         if reason is not None:

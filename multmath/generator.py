@@ -17,6 +17,7 @@ from cards.card import example_record, package_template
 from cards.cli import non_negative_int, parse_levels
 from cards.errors import UsageError
 from cards.generator import CardFacts, Generator, TrainingView, validate_choice, validate_seed
+from multmath import attribution as spans
 from multmath import exclude as exclusion
 from multmath import generate as items
 from multmath.check import described
@@ -147,7 +148,7 @@ Load the result with datasets.load_dataset("<out>") or load_dataset("<out>", "5x
         example = problem(*EXAMPLE)
         return CardFacts(
             pretty_name="multmath: multi-digit multiplication with a verified chain of thought",
-            checks=described(options.format, options.cot) if options.validate else [],
+            checks=described(options.format, options.cot) + [spans.CHECKED] if options.validate else [],
             config_notes={items.size_name(n, m): f"{n}-digit × {m}-digit problems ({items.ordered_count(n, m):,} "
                           f"ordered problems exist; at most {items.distinct_count(n, m, options.commutative):,} "
                           "can be asked for)" for n, m in sizes},
