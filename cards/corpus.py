@@ -55,6 +55,9 @@ class Candidate:
     all records of one group land in the same split. A non-empty `stratum` (e.g. a gold position)
     makes a new group's split the one furthest below its share of that stratum, so every split holds
     the same proportions of each stratum (within two records); without it the split is drawn by hash.
+    A non-empty `splits` limits a new group to those splits (a generator that decides what a split holds
+    out, e.g. held-out phrasings only in validation and test); a candidate none of whose splits is
+    being built is dropped (counted as `split_full`).
     """
 
     record: dict | None
@@ -62,6 +65,7 @@ class Candidate:
     prompt_key: str = ""
     group_key: str = ""
     stratum: str = ""
+    splits: tuple[str, ...] = ()
 
 
 @dataclass
@@ -139,12 +143,14 @@ def build(
 @dataclass
 class _Chunk:
     """What a worker returns for a run of indices: per candidate its rejection reason (None for a
-    record), per record its two key hashes and its stratum, and the records themselves as one Arrow table."""
+    record), per record its two key hashes, its stratum and its allowed splits, and the records themselves
+    as one Arrow table."""
 
     reasons: list[str | None]
     hashes: list[tuple[int, int]]
     table: pa.Table
     strata: list[str] = field(default_factory=list)
+    allowed: list[tuple[str, ...]] = field(default_factory=list)
 
 
 def _fill(config: Config, schema: pa.Schema, writers: dict, num_proc: int) -> Report:
@@ -178,11 +184,13 @@ def _fill(config: Config, schema: pa.Schema, writers: dict, num_proc: int) -> Re
                     report.duplicates += 1
                     continue
                 stratum = chunk.strata[row]
-                if group_hash not in group_split:
-                    group_split[group_hash] = (_stratified_split(strata[stratum], report.sizes, targets) if stratum
-                                               else _choose_split(group_hash, report.sizes, targets))
-                split = group_split[group_hash]
-                if report.sizes[split] >= targets[split]:
+                room = {s: n for s, n in targets.items() if s in chunk.allowed[row]} if chunk.allowed[row] \
+                    else targets
+                if group_hash not in group_split and room:
+                    group_split[group_hash] = (_stratified_split(strata[stratum], report.sizes, room) if stratum
+                                               else _choose_split(group_hash, report.sizes, room))
+                split = group_split.get(group_hash)
+                if split not in room or report.sizes[split] >= targets[split]:
                     report.split_full += 1
                     continue
                 strata[stratum][split] += 1
@@ -239,7 +247,7 @@ def _init_worker(make: Callable[[int], Candidate], schema: pa.Schema, in_pool: b
 
 def _run_chunk(bounds: tuple[int, int]) -> _Chunk:
     make, schema = _worker
-    reasons, hashes, records, strata = [], [], [], []
+    reasons, hashes, records, strata, allowed = [], [], [], [], []
     for index in range(*bounds):
         candidate = make(index)
         reasons.append(candidate.rejected if candidate.record is None else None)
@@ -247,7 +255,8 @@ def _run_chunk(bounds: tuple[int, int]) -> _Chunk:
             records.append(candidate.record)
             hashes.append((stable_hash(candidate.prompt_key), stable_hash(candidate.group_key)))
             strata.append(candidate.stratum)
-    return _Chunk(reasons, hashes, pa.Table.from_pylist(records, schema=schema), strata)
+            allowed.append(tuple(candidate.splits))
+    return _Chunk(reasons, hashes, pa.Table.from_pylist(records, schema=schema), strata, allowed)
 
 
 def _chunks(config: Config, schema: pa.Schema, num_proc: int) -> Iterator[_Chunk]:
