@@ -23,7 +23,8 @@ from pathlib import Path
 from cards.errors import IntegrityError, UsageError
 
 TIERS = ("cpu", "gpu")
-GENERATORS = {"tinysql-gen": "tinysql", "multmath-gen": "multmath", "mcq-gen": "mcq", "facts-gen": "facts"}
+GENERATORS = {"tinysql-gen": "tinysql", "multmath-gen": "multmath", "mcq-gen": "mcq", "facts-gen": "facts",
+              "assoc-gen": "assoc"}
 NOT_IN_A_ROW = ("--data", "--out", "--resume", "--overwrite", "--base")  # zoo build supplies or decides these
 
 
