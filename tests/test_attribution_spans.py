@@ -101,3 +101,119 @@ def test_multmath_corpus_records_carry_checked_spans(tmp_path):
             assert "".join(answer[t["answer"]["start"]] for t in record["attribution"]) == record["product"][::-1]
     assert "attribution spans" in (tmp_path / "m" / "README.md").read_text()
     assert MULTMATH.make_item(MultmathOptions(), (2, 2), 0).record["attribution"]
+
+
+# --- tinysql ----------------------------------------------------------------------------------------
+
+
+def tinysql_targets(english: str, create: str, sql: str, tables: dict, columns: dict) -> tuple[list, str]:
+    from tinysql import attribution as tinysql_spans
+    from tinysql.generate import INSTRUCTION
+
+    prompt = INSTRUCTION.format(english=english, context=create)
+    spec = {"tables": [{"table": t, "alias": None} for t in tables], "nested": None}
+    found = tinysql_spans.targets(prompt, sql, english, create, spec, {"tables": tables, "columns": columns})
+    return [(t["label"], (t["answer"]["start"], t["answer"]["end"]), [(s["start"], s["end"]) for s in t["sources"]])
+            for t in found], prompt
+
+
+def test_tinysql_level1_with_synonyms_by_hand():
+    found, prompt = tinysql_targets(
+        "Return is_received from the table supply orders.",
+        "CREATE TABLE purchase_orders ( id INTEGER, is_received BOOLEAN )",
+        "SELECT is_received FROM purchase_orders",
+        {"purchase_orders": "supply orders"},
+        {"purchase_orders.id": "identifier", "purchase_orders.is_received": "is_received"})
+    # prompt: `### Instruction: ` is 17 characters, the request 48, ` ### Context: ` 14, `CREATE TABLE ` 13
+    assert found == [
+        ("column:purchase_orders.is_received", (7, 18), [(24, 35), (122, 133)]),
+        ("table:purchase_orders", (24, 39), [(51, 64), (92, 107)]),  # the synonym, then the CREATE name
+    ]
+    assert [prompt[s:e] for s, e in found[1][2]] == ["supply orders", "purchase_orders"]
+
+
+def test_tinysql_level3_aggregate_by_hand():
+    found, prompt = tinysql_targets(
+        "Extract the sum of fixture count of league years.",
+        "CREATE TABLE seasons ( id INTEGER, games_scheduled SMALLINT )",
+        "SELECT SUM(games_scheduled) AS SUM_games_scheduled FROM seasons",
+        {"seasons": "league years"}, {"seasons.id": "id", "seasons.games_scheduled": "fixture count"})
+    assert found == [  # the alias SUM_games_scheduled is no target: it is made, not copied
+        ("keyword:SUM", (7, 10), [(29, 32)]),
+        ("column:seasons.games_scheduled", (11, 26), [(36, 49), (115, 130)]),
+        ("table:seasons", (56, 63), [(53, 65), (93, 100)]),
+    ]
+    assert [prompt[s:e] for _, _, spans in found for s, e in spans] == [
+        "sum", "fixture count", "games_scheduled", "league years", "seasons"]
+
+
+def test_tinysql_level4_where_values_and_direction_by_hand():
+    found, prompt = tinysql_targets(
+        "Show how many award_amount entries there are in scholarships, where deadline is greater than "
+        "'2019-04-24' or award_amount is between 5 and 9, sorted by award_amount descending.",
+        "CREATE TABLE scholarships ( award_amount DECIMAL(12,2), application_deadline DATE )",
+        "SELECT COUNT(award_amount) AS COUNT_award_amount FROM scholarships WHERE application_deadline > "
+        "'2019-04-24' OR award_amount BETWEEN 5 AND 9 ORDER BY COUNT_award_amount DESC",
+        {"scholarships": "scholarships"},
+        {"scholarships.award_amount": "award_amount", "scholarships.application_deadline": "deadline"})
+    award = [(31, 43), (126, 138), (169, 181), (235, 247)]  # three mentions and the definition
+    assert found == [
+        ("keyword:COUNT", (7, 12), [(22, 30)]),  # `how many`
+        ("column:scholarships.award_amount", (13, 25), award),
+        ("table:scholarships", (54, 66), [(65, 77), (220, 232)]),
+        ("column:scholarships.application_deadline", (73, 93), [(85, 93), (263, 283)]),
+        ("value:'2019-04-24'", (96, 108), [(110, 122)]),
+        ("column:scholarships.award_amount", (112, 124), award),
+        ("value:5", (133, 134), [(150, 151)]),
+        ("value:9", (139, 140), [(156, 157)]),
+        ("keyword:DESC", (169, 173), [(182, 192)]),
+    ]
+    assert prompt[263:283] == "application_deadline" and prompt[85:93] == "deadline"
+    assert prompt[150:151] == "5" and prompt[182:192] == "descending"
+
+
+def test_tinysql_longest_mention_wins():
+    """`patient number` mentions the column; COUNT's evidence word `number` is only the free one."""
+    found, prompt = tinysql_targets(
+        "Show the number of patient number values in claims.",
+        "CREATE TABLE claims ( patient_id INTEGER )",
+        "SELECT COUNT(patient_id) AS COUNT_patient_id FROM claims",
+        {"claims": "claims"}, {"claims.patient_id": "patient number"})
+    assert [(label, [prompt[s:e] for s, e in spans]) for label, _, spans in found] == [
+        ("keyword:COUNT", ["number"]), ("column:claims.patient_id", ["patient number", "patient_id"]),
+        ("table:claims", ["claims", "claims"])]
+    assert found[0][2] == [(26, 32)]  # 17 + len("Show the "): the first `number`, not the one in `patient number`
+
+
+@pytest.mark.parametrize("options", [{"synonyms": True}, {"format": "chat"}, {"compat": "original"}])
+def test_tinysql_corpus_names_all_point_at_their_sources(tmp_path, options):
+    from tinysql.generator import GENERATOR as TINYSQL
+    from tinysql.attribution import pieces
+
+    reports = generate("tinysql", tmp_path / "t", levels=[1, 4, 5], num_examples=40, **options)
+    assert not any("attribution" in reason for r in reports for reason in r.rejected)
+    names = 0
+    for shard in (tmp_path / "t" / "data").glob("*/*.parquet"):
+        for record in pq.read_table(shard).to_pylist():
+            prompt, answer = pieces(record, options.get("format", "alpaca"))
+            attribution.check(record["attribution"], prompt, answer)
+            for t in record["attribution"]:
+                kind, _, name = t["label"].partition(":")
+                if kind in ("table", "column"):
+                    names += 1
+                    assert answer[t["answer"]["start"]:t["answer"]["end"]] == name.rsplit(".", 1)[-1]
+                    read = [prompt[s["start"]:s["end"]] for s in t["sources"]]
+                    assert name.rsplit(".", 1)[-1] in read and len(read) >= 2  # the definition and a mention
+    assert names > 100
+    assert "attribution spans" in (tmp_path / "t" / "README.md").read_text()
+    assert TINYSQL.schema(TINYSQL.Options(**options)).field("attribution").type == attribution.ATTRIBUTION
+
+
+def test_tinysql_spans_that_fail_their_check_reject_the_record():
+    from cards.corpus import Candidate
+    from tinysql import attribution as tinysql_spans
+
+    record = {"prompt": "### Instruction: something else", "completion": "SELECT a FROM t", "english_prompt": "Show a.",
+              "create_statement": "CREATE TABLE t ( a INTEGER )",
+              "clauses": '{"tables": [], "nested": null, "names": {"tables": {"t": "t"}, "columns": {"t.a": "a"}}}'}
+    assert tinysql_spans.with_targets(Candidate(record), "alpaca").rejected == tinysql_spans.REJECTED

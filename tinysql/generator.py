@@ -7,10 +7,12 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from cards import attribution
 from cards.card import example_record, levels_name, package_template
 from cards.corpus import SPLIT_FRACTIONS
 from cards.errors import UsageError
 from cards.generator import CardFacts, Generator, TrainingView, validate_choice, validate_seed
+from tinysql import attribution as spans
 from tinysql import compat, vocabulary
 from tinysql import generate as items
 from tinysql import levels as ladder
@@ -67,7 +69,7 @@ class TinySQL(Generator):
 Load the result with datasets.load_dataset("<out>") or load_dataset("<out>", "level5")."""
 
     def make_item(self, options: Options, level: int, index: int):
-        return items.make_item(options, level, index)
+        return spans.with_targets(items.make_item(options, level, index), options.format)
 
     def check(self, options: Options, levels: list, sizes: dict[str, int]) -> None:
         beyond = [level for level in levels if level not in compat.COMMAND_SETS]
@@ -95,7 +97,7 @@ Load the result with datasets.load_dataset("<out>") or load_dataset("<out>", "le
         return super().default_out(args, levels)
 
     def schema(self, options: Options) -> pa.Schema:
-        return items.schema(options.format)
+        return items.schema(options.format).append(pa.field(*attribution.FIELD))
 
     def prepare(self, options: Options, levels: list, num_proc: int) -> None:
         if num_proc > 1:
@@ -124,9 +126,9 @@ Load the result with datasets.load_dataset("<out>") or load_dataset("<out>", "le
         notes = compat.COMMAND_SETS if original else ladder.LEVELS
         return CardFacts(
             pretty_name="TinySQL " + levels_name(levels) + (" (original TinySQL layout)" if original else ""),
-            checks=list(checks.CHECKS) if options.validate else [],
+            checks=list(checks.CHECKS) + [spans.CHECKED] if options.validate else [],
             config_notes=dict(zip(self._config_names(options, levels), (notes[level].adds for level in levels))),
-            fields={**items.FIELD_DOCS, **compat.FIELD_DOCS} if original else items.FIELD_DOCS,
+            fields={**items.FIELD_DOCS, **(compat.FIELD_DOCS if original else {}), "attribution": spans.FIELD_DOC},
             tags=["text-to-sql", "synthetic", "interpretability", "tinysql"],
             packages=["sqlglot", "faker", "pyarrow"],
             template=package_template("tinysql", "card.md"),
