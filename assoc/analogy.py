@@ -18,7 +18,8 @@ from assoc.words import Text
 from cards.attribution import target
 
 # the relations in the order levels take them (a level with `relations=n` uses the first n; 0: all)
-ORDER = ("country", "language", "sport", "occupation", "colour", "instrument", "food", "city", "located",
+# (the facts corpus's levels: 1 = the first three, 2 = the eight person relations, 3 = all)
+ORDER = ("country", "language", "sport", "city", "occupation", "colour", "instrument", "food", "located",
          "residence")
 
 

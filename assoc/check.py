@@ -93,7 +93,8 @@ def check_record(record: dict, kb=None) -> str | None:
 
 def check_spans(record: dict) -> str | None:
     """The attribution texts agree with the rule: a copied or recalled word is the word at its source; a
-    kv target's sources are the queried key and the value after it; a closer's source is its opener."""
+    kv target's sources are the queried key and the value after it; a closer's source is its opener; an
+    analogy's are X, a and Y."""
     prompt, answer, kind = record["prompt"], record["completion"], record["kind"]
     for t in record["attribution"]:
         said = answer[t["answer"]["start"]:t["answer"]["end"]]
@@ -108,7 +109,8 @@ def check_spans(record: dict) -> str | None:
         elif kind == "induction":
             good = len(sources) == 2 and sources[0] == prompt.split(" ")[-1] and sources[1] == said
         elif kind == "analogy":
-            good = len(sources) == 3 and all(sources)
+            words = prompt.split(" ")
+            good = sources == [words[0], words[2], words[4]]
         else:  # repeat, copy: every source is the answer word itself
             good = bool(sources) and all(s == said for s in sources)
         if not good:

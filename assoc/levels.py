@@ -47,10 +47,10 @@ class Recipe:
 LEVELS = {
     1: Recipe(pool=64, syllables=1, pairs=(2, 3), digits=(2, 2), near=False, period=(2, 2), motif_repeats=False,
               cycles=(2, 3), bracket_types=3, pairs_closed=(1, 3), open_left=(1, 1), fillers=True, copy=(2, 3),
-              reverse=False, length=(4, 6), distractors=False, relations=2),
+              reverse=False, length=(4, 6), distractors=False, relations=3),
     2: Recipe(pool=200, syllables=1, pairs=(3, 6), digits=(2, 2), near=False, period=(2, 3), motif_repeats=False,
               cycles=(2, 3), bracket_types=4, pairs_closed=(1, 4), open_left=(1, 2), fillers=True, copy=(3, 5),
-              reverse=False, length=(6, 10), distractors=False, relations=4),
+              reverse=False, length=(6, 10), distractors=False, relations=8),
     3: Recipe(pool=400, syllables=2, pairs=(4, 8), digits=(2, 3), near=True, period=(2, 4), motif_repeats=True,
               cycles=(2, 3), bracket_types=4, pairs_closed=(2, 5), open_left=(1, 3), fillers=True, copy=(4, 7),
               reverse=True, length=(10, 16), distractors=True, relations=0),
