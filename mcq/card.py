@@ -11,6 +11,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from cards.corpus import Report
+from mcq import attribution as spans
 from mcq.generate import COUNTERFACTUALS
 from mcq.labels import MAX_OPTIONS, SCHEMES
 from mcq.sources import SOURCES
@@ -34,6 +35,7 @@ FIELD_DOCS = {
     "cf_kind, cf_prompt, cf_choices, cf_labels, cf_answer, cf_answer_label": "(with --counterfactual) the partner "
              "of the record, of the same length in characters: " + "; ".join(f"{k}: {v}" for k, v in
                                                                            COUNTERFACTUALS.items()),
+    "attribution": spans.FIELD_DOC,
 }
 
 
@@ -82,6 +84,7 @@ def checks(options) -> list[str]:
         "against the request's structured query on tinysql.score's seeded databases (the gold returns the same "
         "rows on all of them, each distractor runs and returns different rows)",
         "`answer_label` is `labels[answer]`; `prompt` is the MMLU layout of `question`, `labels` and `choices`",
+        spans.CHECKED,
     ]
     if options.counterfactual:
         found.append("the counterfactual partner has the same length in characters, a different gold label, and "

@@ -19,9 +19,11 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from cards import attribution
 from cards.cli import first_line
 from cards.corpus import Candidate, item_rng, stable_hash
 from cards.errors import UsageError
+from mcq import attribution as spans
 from mcq.labels import SCHEMES, STYLES, label_problem, make_labels, multi_token_labels, render_prompt, token_count
 from mcq.sources import SOURCES, Unusable
 
@@ -148,6 +150,7 @@ def make_item(options, level: int, index: int) -> Candidate:
         "prompt": render_prompt(text, choices, labels, style),
         "facts": json.dumps(question.facts, sort_keys=True),
     }
+    record["attribution"] = spans.targets(record, question.facts)
     if options.counterfactual:
         record.update(counterfactual(record, options.counterfactual, rng))
         reason = verdict(source, question.facts, record["cf_choices"], record["cf_answer"])
@@ -224,7 +227,7 @@ def schema(counterfactual: str | None) -> pa.Schema:
         ("id", pa.string()), ("level", pa.int32()), ("source", pa.string()), ("question", pa.string()),
         ("choices", strings), ("labels", strings), ("answer", pa.int64()), ("answer_label", pa.string()),
         ("label_scheme", pa.string()), ("label_style", pa.string()), ("prompt", pa.string()),
-        ("facts", pa.string()),
+        ("facts", pa.string()), attribution.FIELD,
     ]
     if counterfactual:
         fields += [("cf_kind", pa.string()), ("cf_prompt", pa.string()), ("cf_choices", strings),

@@ -217,3 +217,56 @@ def test_tinysql_spans_that_fail_their_check_reject_the_record():
               "create_statement": "CREATE TABLE t ( a INTEGER )",
               "clauses": '{"tables": [], "nested": null, "names": {"tables": {"t": "t"}, "columns": {"t.a": "a"}}}'}
     assert tinysql_spans.with_targets(Candidate(record), "alpaca").rejected == tinysql_spans.REJECTED
+
+
+# --- mcq ---------------------------------------------------------------------------------------------
+
+
+def test_mcq_context_record_by_hand():
+    from mcq import attribution as mcq_spans
+    from mcq.generator import GENERATOR as MCQ
+    from mcq.labels import render_prompt
+
+    question = "The cup is red. The hat is blue. What colour is the hat?"
+    facts = {"relation": "colour", "pairs": [["cup", "red"], ["hat", "blue"]], "query": "hat"}
+    record = {"question": question, "choices": ["red", "blue"], "labels": ["A", "B"], "answer": 1,
+              "answer_label": "B", "label_style": "dot", "source": "context",
+              "prompt": render_prompt(question, ["red", "blue"], ["A", "B"], "dot")}
+    prompt, _, answer = MCQ.view.pieces(record)
+    assert (prompt, answer) == (question + "\nA. red\nB. blue\nAnswer:", " B")
+    # the binding sentence 16..32, `hat` in the question 33 + 19, option B's line starts at 57 + len("A. red\n")
+    assert spans_of(mcq_spans.targets(record, facts)) == {
+        "answer_label": ((1, 2), [(16, 32), (52, 55), (64, 65), (67, 71)])}
+
+
+def test_mcq_comparison_and_arithmetic_sources_by_hand():
+    from mcq import attribution as mcq_spans
+    from mcq.labels import render_prompt
+
+    def record(question, choices, labels, gold, style, source):
+        return {"question": question, "choices": choices, "labels": labels, "answer": gold, "source": source,
+                "answer_label": labels[gold], "label_style": style,
+                "prompt": render_prompt(question, choices, labels, style)}
+
+    largest = record("Which number is the largest?", ["12", "40", "7"], ["1", "2", "3"], 1, "paren", "arithmetic")
+    # `(1) 12` at 29, `(2) 40` at 36, `(3) 7` at 43: every option's text is a source, and `largest`
+    assert spans_of(mcq_spans.targets(largest, {"kind": "largest", "numbers": [7, 12, 40]})) == {
+        "answer_label": ((1, 2), [(20, 27), (33, 35), (37, 38), (40, 42), (47, 48)])}
+    total = record("What is 25 + 7?", ["32", "33"], ["a", "b"], 0, "colon", "arithmetic")
+    assert spans_of(mcq_spans.targets(total, {"kind": "sum", "a": 25, "b": 7})) == {  # `a: 32` at 16
+        "answer_label": ((1, 2), [(8, 10), (13, 14), (16, 17), (19, 21)])}
+
+
+def test_mcq_corpus_records_carry_checked_spans(tmp_path):
+    from mcq.generator import GENERATOR as MCQ
+
+    generate("mcq", tmp_path / "q", levels=[4], num_examples=60, counterfactual="swap")
+    for shard in (tmp_path / "q" / "data" / "level4").glob("*.parquet"):
+        for record in pq.read_table(shard).to_pylist():
+            prompt, _, answer = MCQ.view.pieces(record)
+            attribution.check(record["attribution"], prompt, answer)
+            (target,) = record["attribution"]
+            read = [prompt[s["start"]:s["end"]] for s in target["sources"]]
+            assert answer[target["answer"]["start"]:] == record["answer_label"]
+            assert record["answer_label"] in read and record["choices"][record["answer"]] in read
+    assert "attribution spans" in (tmp_path / "q" / "README.md").read_text()
