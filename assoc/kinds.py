@@ -118,7 +118,7 @@ def brackets(rng: random.Random, r: Recipe) -> Item:
             opener = sequence[stack.pop()]
             sequence.append(BRACKETS[opener])
     prompt, spans = Text(), []
-    for i, bracket in enumerate(sequence):
+    for bracket in sequence:
         if r.fillers and rng.random() < 0.5:
             prompt.add(rng.choice(words(r)))
         spans.append(prompt.add(bracket))
