@@ -236,6 +236,7 @@ def test_cli_prints_the_table_and_writes_json(tiny, tmp_path, cli):
         assert row in stdout
     result = json.loads(out.read_text())
     assert (result["records"], result["targets"], result["split"]) == (5, 5, "test")
+    assert result["chain_of_thought"] == "none in the corpus" and 0 <= result["target_accuracy"] <= 1
     assert set(result["methods"]) == {"grad-input", "rollout", "random", "chance"}
 
 

@@ -260,8 +260,16 @@ def report(model, tokenizer, records: list[dict], view, chosen: list[str], model
         raise UsageError(f"--attribution: none of the {skipped} targets of {len(records)} records could be scored")
     model = prepare(model, chosen)
     return {"records": len(records), "targets": len(cases), "skipped_targets": skipped,
-            "chain_of_thought": "none" if removed is None else f"kept, its first {removed} tokens removed",
+            "chain_of_thought": _cot_words(view, removed),
             "target_accuracy": target_accuracy(model, cases), "methods": score(model, cases, chosen)}
+
+
+def _cot_words(view, removed: int | None) -> str:
+    if not view.chain_of_thought:
+        return "none in the corpus"
+    if removed is None:
+        return "left out (the model trained without it)"
+    return "kept" if removed == 0 else f"kept without its first {removed} tokens (icot)"
 
 
 def table(result: dict, title: str) -> str:
