@@ -40,9 +40,23 @@ class Options:
 
 
 class FactsView(TrainingView):
-    """Prompt and completion (` answer`); a from-scratch model gets a word-level vocabulary."""
+    """Prompt and completion (` answer`); a from-scratch model gets a word-level vocabulary. Beyond exact match:
+    exact match per relation and per phrasing style."""
 
+    columns = ("prompt", "completion", "relation", "phrasing")
     digit_tokenizer = True
+
+    def metrics(self, records: list[dict], outputs: list[str]) -> dict:
+        right = [self.answer(o) == self.gold(r) for r, o in zip(records, outputs)]
+        return {f"exact_match_by_{key}": _share_by(records, right, key) for key in ("relation", "phrasing")}
+
+
+def _share_by(records: list[dict], right: list[bool], key: str) -> dict[str, float]:
+    """Exact match among the records of each value of `key`, in sorted order."""
+    groups: dict[str, list[bool]] = {}
+    for record, ok in zip(records, right):
+        groups.setdefault(record[key], []).append(ok)
+    return {name: round(sum(oks) / len(oks), 4) for name, oks in sorted(groups.items())}
 
 
 def _sizes(sizes: dict[str, int]) -> tuple[int, int, int]:

@@ -186,3 +186,12 @@ def test_same_seed_same_bytes_across_worker_counts_and_hash_seeds(tmp_path):
     first, second = ({str(p.relative_to(o)): p.read_bytes() for p in sorted(o.rglob("*")) if p.is_file()}
                      for o in runs)
     assert any(n.endswith(".parquet") for n in first) and first == second
+
+
+def test_view_scores_exact_match_per_relation_and_phrasing():
+    records = [{"prompt": "p", "completion": " Peru", "relation": "country", "phrasing": "fact"},
+               {"prompt": "q", "completion": " golf", "relation": "sport", "phrasing": "fact"},
+               {"prompt": "r", "completion": " Chile", "relation": "country", "phrasing": "the"}]
+    metrics = GENERATOR.view.metrics(records, [" Peru", " tennis", "Chile "])
+    assert metrics == {"exact_match_by_relation": {"country": 1.0, "sport": 0.0},
+                       "exact_match_by_phrasing": {"fact": 0.5, "the": 1.0}}
