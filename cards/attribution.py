@@ -10,13 +10,19 @@ Offsets are character offsets, end exclusive, into the texts of the generator's 
 (the prompt text). `label` says what the target is (an answer digit `c_2`, a column name, a gold
 label, a recalled attribute), for tables and probing. Generators build targets with `target` and
 check them with `check` before a record is kept.
+
+With `--tokenizer` (any generator: `cards.generator`), records also carry `attribution_tokens`, the same
+targets in token indices (`WithTokenSpans`, `token_targets`): the pieces are tokenised as the trainer
+tokenises them (`train.attribution`'s offset mappings) and a character span becomes the tokens overlapping it.
 """
 
 from __future__ import annotations
 
+import functools
+
 import pyarrow as pa
 
-from cards.errors import IntegrityError
+from cards.errors import IntegrityError, UsageError
 
 SPAN = pa.struct([("start", pa.int32()), ("end", pa.int32())])
 TARGET = pa.struct([("label", pa.string()), ("answer", SPAN), ("sources", pa.list_(SPAN))])
@@ -54,3 +60,79 @@ def check(targets: list[dict], prompt: str, answer: str) -> None:
         for s, text in spans:
             if not 0 <= s["start"] < s["end"] <= len(text):
                 raise IntegrityError(f"attribution: span {s} of {t['label']!r} is outside {text!r}")
+
+
+# --- token spans (`--tokenizer`): the same targets in token indices ------------------------------------
+
+TOKENS_FIELD = ("attribution_tokens", ATTRIBUTION)  # the column `--tokenizer` adds
+TOKENS_DOC = ("the `attribution` targets in token indices of the corpus's `--tokenizer` (end exclusive): `answer` "
+              "into the answer text's tokens, `sources` into the prompt's tokens, both as the trainer tokenises "
+              "them (the prompt with the tokenizer's special tokens, an answer prefix apart); a character span "
+              "becomes the tokens that overlap it; targets and sources in the same order as `attribution`")
+
+
+def token_span(offsets: list[tuple[int, int]], span: dict) -> tuple[int, int]:
+    """(first, last + 1) of the tokens whose character `offsets` overlap `span` ({start, end}); special tokens
+    (empty offsets) never do. IntegrityError when no token does."""
+    hit = [i for i, (s, e) in enumerate(offsets) if max(s, span["start"]) < min(e, span["end"])]
+    if not hit:
+        raise IntegrityError(f"attribution: no token covers the characters {span}")
+    return hit[0], hit[-1] + 1
+
+
+def token_targets(targets: list[dict], prompt_offsets: list[tuple[int, int]],
+                  answer_offsets: list[tuple[int, int]]) -> list[dict]:
+    """`targets` with each character span mapped to token indices through the pieces' offset mappings."""
+    return [target(t["label"], token_span(answer_offsets, t["answer"]),
+                   [token_span(prompt_offsets, s) for s in t["sources"]]) for t in targets]
+
+
+def load_tokenizer(name: str):
+    """A fast transformers tokenizer (a folder or a Hub id) for `--tokenizer`, once per process; UsageError if it
+    cannot be loaded or has no offset mapping."""
+    return _load_tokenizer(name)
+
+
+@functools.lru_cache(maxsize=None)
+def _load_tokenizer(name: str):
+    from cards.cli import first_line
+
+    try:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(name)
+    except Exception as err:  # OSError, ValueError, EnvironmentError ... all mean "cannot load"
+        raise UsageError(f"--tokenizer: cannot load {name!r}: {first_line(err)}") from err
+    if not getattr(tokenizer, "is_fast", False):
+        raise UsageError(f"--tokenizer: {name!r} is not a fast tokenizer (its token spans need an offset mapping)")
+    return tokenizer
+
+
+class WithTokenSpans:
+    """A configuration's `make(index)` whose records also get `attribution_tokens` under `tokenizer` (the name):
+    the targets of `attribution`, mapped through `view`'s pieces tokenised as the trainer tokenises them."""
+
+    def __init__(self, make, view, tokenizer: str):
+        self.make, self.view, self.tokenizer = make, view, tokenizer
+
+    def __call__(self, index: int):
+        candidate = self.make(index)
+        if candidate.record is not None:
+            from train.attribution import answer_offsets, with_offsets  # the trainer's tokenisation, with offsets
+
+            tokenizer = load_tokenizer(self.tokenizer)
+            prompt, _, answer = self.view.pieces(candidate.record)
+            _, in_prompt = with_offsets(tokenizer, prompt, self.view.prompt_special_tokens)
+            _, in_answer = answer_offsets(tokenizer, self.view, answer)
+            candidate.record[TOKENS_FIELD[0]] = token_targets(candidate.record[FIELD[0]], in_prompt, in_answer)
+        return candidate
+
+
+def with_tokens_field(schema: pa.Schema) -> pa.Schema:
+    return schema.append(pa.field(*TOKENS_FIELD))
+
+
+def tokens_checked(tokenizer: str) -> str:
+    """The card's line for `--tokenizer`."""
+    return (f"`attribution_tokens` (tokenizer `{tokenizer}`): every prompt and answer piece was tokenised with offsets "
+            "and its ids compared with the trainer's; every character span of `attribution` covers at least one token")

@@ -17,8 +17,10 @@ project needs to know about a corpus:
 
 `command_main(generator)` is the whole console script: the common options (`--level`; `-n`, the
 examples per level in all, split 80/10/10 unless `--num-train`/`--num-valid`/`--num-test` give a
-split's exact count; `--seed`, `--out`, `--overwrite`, `--num-proc`) plus the generator's own
-(`add_arguments`). Before any work it refuses, as one-line errors: an option given as an empty
+split's exact count; `--seed`, `--out`, `--overwrite`, `--num-proc`, `--tokenizer`) plus the
+generator's own (`add_arguments`). `--tokenizer NAME` (`tokenizer=` from Python) adds the column
+`attribution_tokens` to a generator whose records have `attribution`: the same targets in token
+indices of that tokenizer (`cards.attribution.WithTokenSpans`); the card and the metadata name it. Before any work it refuses, as one-line errors: an option given as an empty
 string, more than `max_examples` examples per configuration (and whatever `check` refuses), and an
 output folder `cards.dataset_folder.check_target` refuses (`--overwrite` replaces only an empty
 folder or a corpus folder this project wrote).
@@ -119,6 +121,7 @@ class Generator:
     view: ClassVar[TrainingView] = TrainingView()
     chunk: ClassVar[int] = 128  # indices per work unit of the corpus core
     max_examples: ClassVar[int] = 10_000_000  # the most examples one configuration may ask for
+    tokenizer_help: ClassVar[str] = ""  # what else `--tokenizer` does for this generator, for --help
 
     # -- the corpus --
     def make_item(self, options, level, index: int) -> Candidate:
@@ -231,37 +234,66 @@ def names() -> list[str]:
 
 def generate(generator: str | Generator, out: str | Path, levels: list | None = None,
              num_examples: int | None = None, sizes: dict[str, int] | None = None, num_proc: int = 1,
-             overwrite: bool = False, command: str | None = None, **options) -> list[Report]:
+             overwrite: bool = False, command: str | None = None, tokenizer: str | None = None,
+             **options) -> list[Report]:
     """Write a corpus folder from Python: `generate("tinysql", "l3", levels=[3], num_examples=1000, seed=1)`.
 
     `options` are the generator's Options fields; `sizes` gives exact per-split counts instead of
-    `num_examples` (split 80/10/10). Returns the per-config reports."""
+    `num_examples` (split 80/10/10); `tokenizer` is `--tokenizer` (also the Options field of a generator
+    that has one). Returns the per-config reports."""
     gen = get(generator) if isinstance(generator, str) else generator
+    if tokenizer is not None and "tokenizer" in {f.name for f in dataclasses.fields(gen.Options)}:
+        options["tokenizer"] = tokenizer
     opts = gen.Options(**options)
     levels = list(levels) if levels else gen.default_levels()
     sizes = sizes or split_sizes(10_000 if num_examples is None else num_examples, gen.split_fractions(opts))
-    return write(gen, out, opts, levels, sizes, num_proc, overwrite, command or _python_call(gen, levels, sizes, opts))
+    return write(gen, out, opts, levels, sizes, num_proc, overwrite, command or _python_call(gen, levels, sizes, opts),
+                 tokenizer)
 
 
 def write(gen: Generator, out: str | Path, options, levels: list, sizes: dict[str, int], num_proc: int,
-          overwrite: bool, command: str) -> list[Report]:
+          overwrite: bool, command: str, tokenizer: str | None = None) -> list[Report]:
     """Build the corpus folder and its card; every request that cannot be met is refused before any work."""
+    from cards import attribution
     from cards.card import CorpusMetadata, dataset_card
 
     if sum(sizes.values()) > gen.max_examples:
         raise UsageError(f"{sum(sizes.values()):,} examples per configuration asked for; {gen.name} makes at most "
                          f"{gen.max_examples:,} per configuration")
     gen.check(options, levels, sizes)
+    configs, schema = gen.configs(options, levels, sizes), gen.schema(options)
+    if tokenizer:
+        configs, schema = _with_token_spans(gen, configs, schema, tokenizer)
     check_target(out, overwrite)
     gen.prepare(options, levels, num_proc)
-    metadata = CorpusMetadata(gen.name, gen.version, options.seed, command, _option_values(options))
+    metadata = CorpusMetadata(gen.name, gen.version, options.seed, command,
+                              {**_option_values(options), **({"tokenizer": tokenizer} if tokenizer else {})})
 
     def finish(folder: Path, reports: list[Report]) -> str:
         gen.write_files(folder, options, levels, reports)
-        return dataset_card(gen.card(options, levels, reports, folder), reports, metadata)
+        facts = gen.card(options, levels, reports, folder)
+        if tokenizer:
+            facts.fields[attribution.TOKENS_FIELD[0]] = f"{attribution.TOKENS_DOC} (tokenizer `{tokenizer}`)"
+            facts.checks += [attribution.tokens_checked(tokenizer)] if facts.checks else []
+            facts.packages += [p for p in ("transformers", "tokenizers") if p not in facts.packages]
+        return dataset_card(facts, reports, metadata)
 
-    return build(out, gen.configs(options, levels, sizes), gen.schema(options), finish, num_proc=num_proc,
-                 overwrite=overwrite)
+    return build(out, configs, schema, finish, num_proc=num_proc, overwrite=overwrite)
+
+
+def _with_token_spans(gen: Generator, configs: list[Config], schema, tokenizer: str) -> tuple[list[Config], Any]:
+    """`--tokenizer`: configs whose records also get `attribution_tokens`, and the schema with that column;
+    refused (UsageError) for records without `attribution` or the view's text, and for a tokenizer that does
+    not load, before any work."""
+    from cards import attribution
+
+    missing = [c for c in (attribution.FIELD[0], *gen.view.columns) if schema.get_field_index(c) < 0]
+    if missing:
+        raise UsageError(f"--tokenizer: {gen.name} records with these options have no {', '.join(missing)} column, "
+                         "so no token spans can be made")
+    attribution.load_tokenizer(tokenizer)  # refused here if it does not load; loaded once before workers fork
+    configs = [dataclasses.replace(c, make=attribution.WithTokenSpans(c.make, gen.view, tokenizer)) for c in configs]
+    return configs, attribution.with_tokens_field(schema)
 
 
 def command_parser(gen: Generator) -> Parser:
@@ -275,6 +307,9 @@ def command_parser(gen: Generator) -> Parser:
     p.add_argument("--num-proc", type=positive_int, default=1,
                    help="worker processes (default 1), at most the number of CPUs and the chunks of work asked "
                         "for; the output does not depend on it")
+    p.add_argument("--tokenizer", metavar="PATH_OR_ID",
+                   help="a fast transformers tokenizer (a folder or a Hub id): records also get `attribution_tokens`, "
+                        "their attribution spans in its token indices" + gen.tokenizer_help)
     gen.add_arguments(p)
     return p
 
@@ -290,7 +325,7 @@ def command_main(gen: Generator, argv: Sequence[str] | None = None) -> int:
         levels = gen.levels_from(args)
         out = args.out or gen.default_out(args, levels)
         reports = write(gen, out, gen.options_from(args), levels, gen.sizes_from(args), args.num_proc,
-                        args.overwrite, command_line(prog, None if argv is None else list(argv)))
+                        args.overwrite, command_line(prog, None if argv is None else list(argv)), args.tokenizer)
         print(summary(reports, out), file=sys.stderr)
         return 0
 

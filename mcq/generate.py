@@ -12,7 +12,6 @@ stored record from its fields alone. `options` is `mcq.generator.Options`.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import random
 from dataclasses import dataclass
@@ -20,9 +19,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from cards import attribution
-from cards.cli import first_line
 from cards.corpus import Candidate, item_rng, stable_hash
-from cards.errors import UsageError
 from mcq import attribution as spans
 from mcq.labels import SCHEMES, STYLES, label_problem, make_labels, multi_token_labels, render_prompt, token_count
 from mcq.sources import SOURCES, Unusable
@@ -90,15 +87,9 @@ def gold_slot(seed: int, config: str, index: int, counts: tuple[int, ...]) -> tu
     return k, _permutation(range(k), seed, config, "gold", k, turn)[place]
 
 
-@functools.lru_cache(maxsize=None)
 def load_tokenizer(name: str):
-    """`transformers.AutoTokenizer.from_pretrained(name)`, once per process; bad names are a UsageError."""
-    try:
-        from transformers import AutoTokenizer
-
-        return AutoTokenizer.from_pretrained(name)
-    except Exception as err:  # OSError, ValueError, EnvironmentError ... all mean "cannot load"
-        raise UsageError(f"--tokenizer: cannot load {name!r}: {first_line(err)}") from err
+    """The `--tokenizer` (`cards.attribution.load_tokenizer`: once per process, a UsageError if it cannot load)."""
+    return attribution.load_tokenizer(name)
 
 
 def verdict(source: str, facts: dict, choices: list[str], gold: int) -> str | None:

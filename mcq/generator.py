@@ -106,6 +106,9 @@ class MCQ(Generator):
 Load the result with datasets.load_dataset("<out>") or load_dataset("<out>", "level2")."""
 
     # -- the corpus --
+    tokenizer_help = ("; mcq also rejects records whose labels ' A' are not single tokens after the prompt (and "
+                      "counterfactual partners whose token count differs)")
+
     def make_item(self, options: Options, level: int, index: int):
         return items.make_item(options, level, index)
 
@@ -159,9 +162,6 @@ Load the result with datasets.load_dataset("<out>") or load_dataset("<out>", "le
         p.add_argument("--counterfactual", choices=tuple(items.COUNTERFACTUALS),
                        help="add a partner prompt of equal length to every record (cf_* fields): swap moves the "
                             "gold text to another option, labels swaps the gold option's label with another's")
-        p.add_argument("--tokenizer", metavar="PATH_OR_ID",
-                       help="a transformers tokenizer; reject records whose labels ' A' are not single tokens after "
-                            "the prompt (and counterfactual partners whose token count differs)")
 
     def options_from(self, args: argparse.Namespace) -> Options:
         return Options(seed=args.seed, options=args.options, schemes=args.labels, styles=args.style,

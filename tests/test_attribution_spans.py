@@ -270,3 +270,92 @@ def test_mcq_corpus_records_carry_checked_spans(tmp_path):
             assert answer[target["answer"]["start"]:] == record["answer_label"]
             assert record["answer_label"] in read and record["choices"][record["answer"]] in read
     assert "attribution spans" in (tmp_path / "q" / "README.md").read_text()
+
+
+# --- --tokenizer: token spans -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tokenizers(tmp_path_factory):
+    """A word-level tokenizer with one token per digit and a byte-level BPE, both trained here on a few texts."""
+    from train.tokenizer import save_tokenizer, train_tokenizer
+
+    folder = tmp_path_factory.mktemp("tokenizers")
+    texts = ["2 1 * 4 3 || #### 8 0 4 0", "SELECT a FROM t WHERE b > 3", "What colour is the hat?\nA. red\nAnswer:"] * 3
+    save_tokenizer(train_tokenizer(texts, digits=True, vocab_size=200), folder / "digits")
+    save_tokenizer(train_tokenizer(texts, digits=False, vocab_size=300), folder / "bpe")
+    return folder
+
+
+def test_token_span_is_the_tokens_overlapping_the_characters():
+    offsets = [(0, 0), (0, 3), (3, 4), (4, 9), (9, 10)]  # a special token first: it never overlaps
+    assert attribution.token_span(offsets, {"start": 0, "end": 3}) == (1, 2)
+    assert attribution.token_span(offsets, {"start": 2, "end": 5}) == (1, 4)
+    assert attribution.token_span(offsets, {"start": 9, "end": 10}) == (4, 5)
+    with pytest.raises(IntegrityError, match="no token covers"):
+        attribution.token_span(offsets, {"start": 10, "end": 12})
+    target = attribution.target("x", (0, 1), [(4, 6), (0, 3)])
+    assert attribution.token_targets([target], offsets, [(0, 1)]) == [attribution.target("x", (0, 1), [(3, 4), (1, 2)])]
+
+
+def test_multmath_token_spans_by_hand(tokenizers):
+    """12 * 34 with one token per digit: prompt `2 1 * 4 3 ||` is tokens 2,1,*,4,3,||; the answer ` #### 8 0 4 0`
+    is `####` (the prefix, apart) then 8,0,4,0."""
+    from cards.corpus import Candidate
+
+    record = multmath_record(12, 34)
+    record["attribution"] = multmath_spans.targets(record, "icot")
+    make = attribution.WithTokenSpans(lambda index: Candidate(dict(record)), MULTMATH.view, str(tokenizers / "digits"))
+    a0, a1, b0, b1 = (0, 1), (1, 2), (3, 4), (4, 5)
+    assert spans_of(make(0).record["attribution_tokens"]) == {
+        "c_0": ((1, 2), [a0, b0]), "c_1": ((2, 3), [a0, a1, b0, b1]),
+        "c_2": ((3, 4), [a0, a1, b0, b1]), "c_3": ((4, 5), [a0, a1, b0, b1])}
+
+
+@pytest.mark.parametrize("name, levels, sizes, kind", [
+    ("multmath", [(2, 3)], {"train": 20, "validation": 2, "test": 2}, "digits"),
+    ("multmath", [(2, 3)], {"train": 20, "validation": 2, "test": 2}, "bpe"),
+    ("tinysql", [1, 4], {"train": 16, "validation": 2, "test": 2}, "digits"),
+    ("tinysql", [1, 4], {"train": 16, "validation": 2, "test": 2}, "bpe"),
+    ("mcq", [4], {"train": 30, "validation": 4, "test": 4}, "digits"),  # this BPE splits most labels: mcq drops them
+])
+def test_every_generator_gets_token_spans_that_cover_the_same_text(tmp_path, tokenizers, name, levels, sizes, kind):
+    from cards.card import read_corpus_metadata
+    from cards.generator import get
+    from train.attribution import answer_offsets, with_offsets
+    from train.tokenizer import load_tokenizer
+
+    tokenizer_dir = str(tokenizers / kind)
+    generate(name, tmp_path / "c", levels=levels, sizes=sizes, tokenizer=tokenizer_dir)
+    view, tokenizer = get(name).view, load_tokenizer(tokenizer_dir)
+    records = [r for shard in sorted((tmp_path / "c" / "data").glob("*/*.parquet")) for r in pq.read_table(shard).to_pylist()]
+    assert len(records) == sum(sizes.values()) * len(levels)
+    for record in records:
+        prompt, _, answer = view.pieces(record)
+        _, in_prompt = with_offsets(tokenizer, prompt, view.prompt_special_tokens)
+        _, in_answer = answer_offsets(tokenizer, view, answer)
+        chars, tokens = record["attribution"], record["attribution_tokens"]
+        assert [t["label"] for t in tokens] == [t["label"] for t in chars]
+        for c, t in zip(chars, tokens):
+            for span, token, offsets in [(c["answer"], t["answer"], in_answer)] + [
+                    (s, u, in_prompt) for s, u in zip(c["sources"], t["sources"], strict=True)]:
+                covered = offsets[token["start"]:token["end"]]
+                assert covered and covered[0][0] <= span["start"] < covered[0][1] and covered[-1][0] < span["end"] <= covered[-1][1]
+    card = (tmp_path / "c" / "README.md").read_text()
+    assert "attribution_tokens" in card and tokenizer_dir in card
+    assert read_corpus_metadata(tmp_path / "c").options["tokenizer"] == tokenizer_dir
+
+
+def test_tokenizer_option_from_the_command_line_and_its_refusals(tmp_path, tokenizers, capsys):
+    from multmath.cli import main as multmath_main
+    from tinysql.cli import main as tinysql_main
+
+    args = ["--digits", "2x2", "-n", "10", "--num-valid", "2", "--num-test", "2"]
+    assert multmath_main([*args, "--tokenizer", str(tokenizers / "digits"), "--out", str(tmp_path / "m")]) == 0
+    (shard,) = (tmp_path / "m" / "data" / "2x2").glob("train-*.parquet")
+    assert "attribution_tokens" in pq.read_schema(shard).names
+    assert multmath_main([*args, "--tokenizer", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")]) == 2
+    assert "--tokenizer: cannot load" in capsys.readouterr().err and not (tmp_path / "x").exists()
+    assert tinysql_main(["-n", "10", "--format", "chat", "--tokenizer", str(tokenizers / "bpe"),
+                         "--out", str(tmp_path / "t")]) == 2
+    assert "no prompt, completion column" in capsys.readouterr().err
