@@ -1,59 +1,188 @@
-"""Benchmark `tinysql-gen`: examples/s per level with and without validation, and peak memory as -n grows.
+"""Benchmark `tinysql-gen`: examples/s, against the original TinySQL generator, per stage and per level.
 
-    python bench/bench_tinysql.py                      # every level, 5,000 examples each, 2 workers
-    python bench/bench_tinysql.py --levels 3 -n 100000 # the headline target: level 3, 100,000 examples
+    python bench/bench_tinysql.py --compare-original /tmp/tinysql-orig   # the original vs ours, 20k and 200k
+    python bench/bench_tinysql.py --compare-original                     # no checkout: our own figures only
+    python bench/bench_tinysql.py --profile 10000                        # where the time goes (cProfile, 1 process)
+    python bench/bench_tinysql.py --levels 3 -n 100000                   # validated vs unvalidated, per level
 
-Each measurement is a real `tinysql-gen` run in a subprocess (so peak RSS is that run's own), writing
-to a temporary folder. Prints a markdown table.
+Every timed run is a whole process in a subprocess (start-up, generation and writing parquet), and its peak
+RSS is that process's own (with its workers). `--compare-original PATH` runs, back to back for each count,
+the original's CS3 pipeline (PATH is a checkout of withmartian/TinySQL: `generate_cs3(n)`, its
+`batchitem_to_dict`, a pandas frame, `datasets.Dataset` with its two `train_test_split`s, then each split
+written to parquet instead of pushed to the Hub; no validation, one process) and
+`tinysql-gen --level 3 -n N --num-proc 2` (every label validated). The original's top-level package
+`__init__` imports its training code (torch, trl, wandb); the run loads `TinySQL.training_data` without it,
+which only spares the original start-up time. Prints markdown tables; the machine's load (`uptime`) goes
+with them, since only ratios measured back to back on a quiet machine mean much.
 """
 
 from __future__ import annotations
 
 import argparse
-import resource
+import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
+
+ORIGINAL = """
+import random, sys, types
+from pathlib import Path
+path, count, out = Path(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])
+package = types.ModuleType("TinySQL")  # the package without its __init__ (training code: torch, trl, wandb)
+package.__path__ = [str(path / "TinySQL")]
+sys.modules["TinySQL"] = package
+sys.path.insert(0, str(path))
+import pandas as pd
+from datasets import Dataset
+from TinySQL.training_data.generate_cs3 import generate_cs3
+from TinySQL.training_data.generate_datasets import batchitem_to_dict
+random.seed(0)
+frame = pd.DataFrame([batchitem_to_dict(item) for item in generate_cs3(count)])
+splits = Dataset.from_pandas(frame).train_test_split(test_size=0.1, seed=420)
+rest = splits["train"].train_test_split(test_size=0.15, seed=420)
+out.mkdir()
+for name, split in (("train", rest["train"]), ("validation", rest["test"]), ("test", splits["test"])):
+    split.to_parquet(str(out / f"{name}.parquet"))
+"""
 
 
-def measure(level: int, count: int, num_proc: int, validate: bool) -> tuple[float, float]:
-    """(seconds, peak RSS of the main process and its workers in MiB) of one generation run."""
+class Run(NamedTuple):
+    seconds: float  # wall clock
+    cpu: float  # user + system seconds of the process and the workers it waited for
+    rss: float  # peak resident memory in MiB of the process or one of its workers
+
+
+def timed(command: list[str]) -> Run:
+    """Wall clock, CPU time and peak RSS of one command."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status):
+        raise SystemExit(f"{' '.join(command[:4])} ... failed:\n{process.stderr.read().decode()[-2000:]}")
+    return Run(seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
+
+
+def ours(level: int, count: int, num_proc: int, validate: bool = True) -> Run:
     with tempfile.TemporaryDirectory() as tmp:
         command = [sys.executable, "-m", "tinysql.cli", "--level", str(level), "-n", str(count),
                    "--num-proc", str(num_proc), "--out", str(Path(tmp) / "out")]
-        if not validate:
-            command.append("--no-validate")
-        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        start = time.perf_counter()
-        subprocess.run(command, check=True, capture_output=True)
-        seconds = time.perf_counter() - start
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return seconds, max(peak, before) / 1024
+        return timed(command + ([] if validate else ["--no-validate"]))
+
+
+def original(path: Path, count: int) -> Run:
+    with tempfile.TemporaryDirectory() as tmp:
+        return timed([sys.executable, "-c", ORIGINAL, str(path), str(count), str(Path(tmp) / "out")])
+
+
+def load() -> str:
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def compare(path: Path | None, counts: list[int], num_proc: int) -> None:
+    print(f"load average (1, 5, 15 min) before: {load()}; {os.cpu_count()} CPUs\n")
+    if path is None:
+        print("| n | ours ex/s (validated) | seconds | CPU s | peak RSS MiB |\n|---|---|---|---|---|")
+    else:
+        print("| n | original ex/s (unvalidated) | ours ex/s (validated) | ours / original | original s (CPU s) "
+              "| ours s (CPU s) | original RSS MiB | ours RSS MiB |\n|---|---|---|---|---|---|---|---|")
+    for count in counts:
+        mine = ours(3, count, num_proc)
+        if path is None:
+            print(f"| {count:,} | {count / mine.seconds:,.0f} | {mine.seconds:.1f} | {mine.cpu:.1f} | {mine.rss:.0f} |",
+                  flush=True)
+            continue
+        theirs = original(path, count)
+        print(f"| {count:,} | {count / theirs.seconds:,.0f} | {count / mine.seconds:,.0f} | "
+              f"{theirs.seconds / mine.seconds:.2f}x | {theirs.seconds:.1f} ({theirs.cpu:.1f}) | {mine.seconds:.1f} "
+              f"({mine.cpu:.1f}) | {theirs.rss:.0f} | {mine.rss:.0f} |", flush=True)
+    print(f"\nload average after: {load()}; ours: tinysql-gen --level 3 -n N --num-proc {num_proc}")
+
+
+STAGES = {  # stage -> the functions whose cumulative time it is (module file suffix, function name)
+    "sample query + context (query.py)": [("tinysql/query.py", "sample_spec")],
+    "  of which sample rows (value pools)": [("tinysql/query.py", "sample_rows")],
+    "English request (english.py)": [("tinysql/english.py", "choose_names"), ("tinysql/english.py", "describe")],
+    "SQL text (query.py)": [("tinysql/query.py", "to_sql"), ("tinysql/query.py", "create_sql")],
+    "validation (validate.py)": [("tinysql/validate.py", "validate")],
+    "  parse (sqlglot)": [("tinysql/validate.py", "parse")],
+    "  names + aggregates": [("tinysql/validate.py", "check_names"), ("tinysql/validate.py", "check_aggregates")],
+    "  execute (SQLite)": [("tinysql/validate.py", "execute")],
+    "  mentions": [("tinysql/validate.py", "check_mentions")],
+    "JSON of record fields": [("json/__init__.py", "dumps"), ("tinysql/generate.py", "_label_key")],
+    "attribution spans (attribution.py)": [("tinysql/attribution.py", "with_targets")],
+    "keys (stable_hash)": [("cards/corpus.py", "stable_hash")],
+    "write parquet": [("cards/dataset_folder.py", "add"), ("cards/dataset_folder.py", "close")],
+    "dataset card": [("cards/generator.py", "finish")],
+}
+OWN = {"records -> Arrow (_run_chunk's own time)": ("cards/corpus.py", "_run_chunk")}  # self time, not cumulative
+
+
+def profile(count: int) -> None:
+    """cProfile of one in-process `tinysql-gen --level 3 -n count --num-proc 1`: seconds per stage."""
+    import cProfile
+    import pstats
+
+    start = time.perf_counter()
+    from tinysql.cli import main as tinysql_main
+    imports = time.perf_counter() - start
+    profiler = cProfile.Profile()
+    with tempfile.TemporaryDirectory() as tmp:
+        profiler.runcall(tinysql_main, ["--level", "3", "-n", str(count), "--num-proc", "1", "--out",
+                                        str(Path(tmp) / "out")])
+    stats = pstats.Stats(profiler).stats
+    total = max(entry[3] for entry in stats.values())
+    print(f"cProfile of tinysql-gen --level 3 -n {count} --num-proc 1 (imports before it: {imports:.2f} s); "
+          f"load average {load()}\n")
+    print("| stage | seconds | share |\n|---|---|---|")
+    for stage, functions in [*STAGES.items(), *((stage, [f]) for stage, f in OWN.items())]:
+        column = 2 if stage in OWN else 3
+        seconds = sum(entry[column] for (file, _, name), entry in stats.items()
+                      if any(file.endswith(f) and name == n for f, n in functions))
+        print(f"| {stage} | {seconds:.2f} | {seconds / total:.0%} |")
+    print(f"| total (profiled) | {total:.2f} | 100% |")
+
+
+def levels_table(levels: list[int], count: int, num_proc: int) -> None:
+    print("| level | n | num-proc | validated ex/s | unvalidated ex/s | validated s | validation share |")
+    print("|---|---|---|---|---|---|---|")
+    for level in levels:
+        with_checks = ours(level, count, num_proc, True).seconds
+        without = ours(level, count, num_proc, False).seconds
+        share = max(0.0, (with_checks - without) / with_checks)
+        print(f"| {level} | {count} | {num_proc} | {count / with_checks:,.0f} | {count / without:,.0f} "
+              f"| {with_checks:.1f} | {share:.0%} |", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--compare-original", nargs="?", const="", metavar="PATH",
+                        help="a checkout of withmartian/TinySQL (without one: our own figures)")
+    parser.add_argument("--counts", default="20000,200000", help="-n of the comparison runs (default 20000,200000)")
+    parser.add_argument("--profile", type=int, metavar="N", help="cProfile N level-3 items in one process")
     parser.add_argument("--levels", default="1,2,3,4,5,6,7,8")
     parser.add_argument("-n", type=int, default=5000)
     parser.add_argument("--num-proc", type=int, default=2)
     parser.add_argument("--memory", action="store_true", help="also measure peak RSS at level 3 for growing -n")
     args = parser.parse_args()
 
-    print(f"| level | n | num-proc | validated ex/s | unvalidated ex/s | validated s | validation share |")
-    print("|---|---|---|---|---|---|---|")
-    for level in map(int, args.levels.split(",")):
-        with_checks, _ = measure(level, args.n, args.num_proc, True)
-        without, _ = measure(level, args.n, args.num_proc, False)
-        share = max(0.0, (with_checks - without) / with_checks)
-        print(f"| {level} | {args.n} | {args.num_proc} | {args.n / with_checks:,.0f} | {args.n / without:,.0f} "
-              f"| {with_checks:.1f} | {share:.0%} |", flush=True)
+    if args.profile:
+        return profile(args.profile)
+    if args.compare_original is not None:
+        path = Path(args.compare_original) if args.compare_original else None
+        if path is not None and not (path / "TinySQL" / "training_data" / "generate_cs3.py").is_file():
+            print(f"{path} holds no TinySQL/training_data/generate_cs3.py: our own figures only\n")
+            path = None
+        return compare(path, [int(c) for c in args.counts.split(",")], args.num_proc)
+    levels_table([int(level) for level in args.levels.split(",")], args.n, args.num_proc)
     if args.memory:
         print("\n| n (level 3) | seconds | peak RSS of one run (MiB) |\n|---|---|---|")
         for count in (10_000, 50_000, 200_000):
-            seconds, peak = measure(3, count, 1, True)
-            print(f"| {count} | {seconds:.1f} | {peak:.0f} |", flush=True)
+            run = ours(3, count, 1)
+            print(f"| {count} | {run.seconds:.1f} | {run.rss:.0f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -30,11 +30,13 @@ import shutil
 import signal
 import tempfile
 from pathlib import Path
-
-import pyarrow as pa
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING
 
 from cards.errors import IntegrityError, UsageError
+
+if TYPE_CHECKING:  # imported where the parquet files are written: a generator's --help needs neither
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
 ROWS_PER_SHARD = 250_000
 ROWS_PER_GROUP = 10_000
@@ -222,11 +224,15 @@ class SplitWriter:
             self.writer.close()
         self.shard += 1
         self.in_shard = 0
+        import pyarrow.parquet as pq
+
         name = f"{self.split}-{self.shard:05d}-of-{self.shards:05d}.parquet"
         self.writer = pq.ParquetWriter(self.folder / name, self.schema, compression="zstd")
 
     def _flush(self, final: bool) -> None:
         """Write whole row groups (and, when final, the rest), so the layout never depends on chunking."""
+        import pyarrow as pa
+
         pending = pa.concat_tables(self.buffer) if self.buffer else self.schema.empty_table()
         offset = 0
         while pending.num_rows - offset >= ROWS_PER_GROUP or (final and offset < pending.num_rows):

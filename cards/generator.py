@@ -38,14 +38,15 @@ import shlex
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
 from cards.cli import Parser, non_negative_int, parse_levels, positive_int, refuse_empty, run
 from cards.corpus import SPLIT_FRACTIONS, SPLITS, Candidate, Config, Report, build, split_sizes, summary
 from cards.dataset_folder import check_target
 from cards.errors import UsageError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 BUILTIN = {"tinysql": "tinysql.generator", "multmath": "multmath.generator", "mcq": "mcq.generator",
            "facts": "facts.generator", "assoc": "assoc.generator"}

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections import defaultdict
 
+import faker
 import pytest
 import sqlglot
 from faker import Faker
@@ -265,6 +266,34 @@ def test_pools_deterministic_across_processes():
         digests.append(out.strip())
     local = hashlib.sha256(json.dumps(sorted(vocabulary.pools().items())).encode()).hexdigest()
     assert digests[0] == digests[1] == local
+
+
+def test_shipped_pools_are_this_vocabularys(vocab):
+    """pools.json was made from this vocabulary.json by this module's recipe (else: python -m tinysql.vocabulary)."""
+    shipped = vocabulary._shipped()
+    assert shipped is not None, "pools.json is missing or stale: run python -m tinysql.vocabulary"
+    assert list(shipped) == list(vocab.columns)
+    made_with = json.loads(vocabulary.POOLS_PATH.read_text(encoding="utf-8"))["faker"]
+    for name in sorted(vocab.columns)[::40]:  # every 40th column: the recipe is slow
+        made = vocabulary._pool(vocab.columns[name], vocabulary.DEFAULT_POOL_SIZE)
+        if made != shipped[name] and made_with != faker.VERSION:
+            pytest.skip(f"pools.json was made with Faker {made_with}, this is {faker.VERSION}")
+        assert made == shipped[name], name
+        assert [type(v) for v in made] == [type(v) for v in shipped[name]], name
+
+
+def test_a_stale_pools_file_falls_back_to_the_recipe(tmp_path, monkeypatch, vocab):
+    stale = json.loads(vocabulary.POOLS_PATH.read_text(encoding="utf-8"))
+    stale["vocabulary"] = "0" * 64
+    stale["pools"]["first_name"] = ["Nobody"] * vocabulary.DEFAULT_POOL_SIZE
+    monkeypatch.setattr(vocabulary, "POOLS_PATH", tmp_path / "pools.json")
+    vocabulary.POOLS_PATH.write_text(json.dumps(stale), encoding="utf-8")
+    vocabulary._shipped.cache_clear()
+    try:
+        assert vocabulary._shipped() is None
+        assert "Nobody" not in value_pool(vocab.columns["first_name"])
+    finally:
+        vocabulary._shipped.cache_clear()
 
 
 def test_seed_is_stable():

@@ -18,9 +18,10 @@ from cards.corpus import Candidate, item_rng
 from tinysql import compat
 from tinysql import validate as checks
 from tinysql.english import choose_names, describe
-from tinysql.query import Context, column_sql, create_sql, sample_spec, to_sql
+from tinysql.query import Context, column_sql, column_types, create_sql, sample_spec, to_sql
 
 INSTRUCTION = "### Instruction: {english} ### Context: {context} ### Response: "
+_SORTED_JSON = json.JSONEncoder(sort_keys=True).encode  # json.dumps(..., sort_keys=True), without a new encoder per call
 
 
 class Sampled(NamedTuple):
@@ -59,6 +60,8 @@ def _candidate(options, level: int, index: int, rng, spec: dict, context: Contex
             return Candidate(None, reason)
     create = "; ".join(out_creates)
     main = spec["tables"][0]["table"]
+    first = context.tables[0]  # the first CREATE TABLE (at level 8 not always the main table)
+    fields = _fields(out_creates[0]) if options.dialect != "sqlite" else column_types(first, context.columns[first])
     record = {
         "id": f"tinysql-l{level}-s{options.seed}-{index:09d}",
         "level": level,
@@ -70,14 +73,14 @@ def _candidate(options, level: int, index: int, rng, spec: dict, context: Contex
         "english_prompt": english,
         "sql_statement": out_sql,
         "dialect": options.dialect,
-        "table_fields": json.dumps([f"{c} {t}" for c, t in _fields(out_creates[0])]),
+        "table_fields": json.dumps([f"{c} {t}" for c, t in fields]),
         "select": json.dumps([column_sql(r, context) for r in spec["select"]] + [a["alias"] for a in spec["aggregates"]]),
         "order_by": json.dumps([[o.get("alias") or column_sql(o["column"], context), o["direction"]]
                                 for o in spec["order_by"]]),
         "clauses": json.dumps({**spec, "names": names}),
     }
     if options.compat == "original":
-        record.update(compat.original_columns(rng, spec, context, names, [t for _, t in _fields(out_creates[0])]))
+        record.update(compat.original_columns(rng, spec, context, names, [t for _, t in fields]))
     if options.format in ("alpaca", "both"):
         record["prompt"] = INSTRUCTION.format(english=english, context=create)
         record["completion"] = out_sql
@@ -90,6 +93,7 @@ def _candidate(options, level: int, index: int, rng, spec: dict, context: Contex
 
 
 def _fields(create: str) -> list[tuple[str, str]]:
+    """(name, type) of each column of one CREATE TABLE statement (in another dialect than SQLite's)."""
     body = create[create.index("(") + 1: create.rindex(")")]
     return [tuple(part.strip().split(" ", 1)) for part in _split_top_level(body)]
 
@@ -106,11 +110,17 @@ def _split_top_level(text: str) -> list[str]:
 
 def _label_key(spec: dict, create: str) -> str:
     """The normalised label with its schema: AND/OR operand order does not make a different label."""
-    canonical = json.loads(json.dumps(spec))
-    for where in (canonical["where"], (canonical["nested"] or {}).get("where")):
-        if where:
-            where["conditions"].sort(key=lambda c: json.dumps(c, sort_keys=True))
-    return create + "\n" + json.dumps(canonical, sort_keys=True)
+    canonical = {**spec, "where": _sorted_where(spec["where"])}
+    if spec["nested"] and spec["nested"].get("where"):
+        canonical["nested"] = {**spec["nested"], "where": _sorted_where(spec["nested"]["where"])}
+    return create + "\n" + _SORTED_JSON(canonical)
+
+
+def _sorted_where(where: dict | None) -> dict | None:
+    """A copy of `where` with its conditions in a canonical order (the spec itself is left alone)."""
+    if not where:
+        return where
+    return {**where, "conditions": sorted(where["conditions"], key=_SORTED_JSON)}
 
 
 def schema(fmt: str) -> pa.Schema:

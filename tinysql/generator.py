@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import pyarrow as pa
-
-from cards import attribution
-from cards.card import example_record, levels_name, package_template
 from cards.corpus import SPLIT_FRACTIONS
 from cards.errors import UsageError
 from cards.generator import CardFacts, Generator, TrainingView, validate_choice, validate_seed
-from tinysql import attribution as spans
 from tinysql import compat, vocabulary
-from tinysql import generate as items
 from tinysql import levels as ladder
-from tinysql import validate as checks
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+# The modules that make, check and describe items (pyarrow, sqlglot, huggingface_hub behind them) are
+# imported where they are first used, so that `tinysql-gen --help` and the argument checks stay quick.
 
 FORMATS = ("alpaca", "chat", "both")
 DIALECTS = ("sqlite", "postgres", "mysql", "duckdb", "bigquery", "snowflake", "tsql", "spark", "trino", "oracle")
@@ -69,6 +69,9 @@ class TinySQL(Generator):
 Load the result with datasets.load_dataset("<out>") or load_dataset("<out>", "level5")."""
 
     def make_item(self, options: Options, level: int, index: int):
+        from tinysql import attribution as spans
+        from tinysql import generate as items
+
         return spans.with_targets(items.make_item(options, level, index), options.format)
 
     def check(self, options: Options, levels: list, sizes: dict[str, int]) -> None:
@@ -97,6 +100,11 @@ Load the result with datasets.load_dataset("<out>") or load_dataset("<out>", "le
         return super().default_out(args, levels)
 
     def schema(self, options: Options) -> pa.Schema:
+        import pyarrow as pa
+
+        from cards import attribution
+        from tinysql import generate as items
+
         return items.schema(options.format).append(pa.field(*attribution.FIELD))
 
     def prepare(self, options: Options, levels: list, num_proc: int) -> None:
@@ -122,6 +130,11 @@ Load the result with datasets.load_dataset("<out>") or load_dataset("<out>", "le
                        validate=not args.no_validate, compat=args.compat)
 
     def card(self, options: Options, levels: list, reports, folder) -> CardFacts:
+        from cards.card import example_record, levels_name, package_template
+        from tinysql import attribution as spans
+        from tinysql import generate as items
+        from tinysql import validate as checks
+
         original = options.compat == "original"
         notes = compat.COMMAND_SETS if original else ladder.LEVELS
         return CardFacts(

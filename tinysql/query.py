@@ -15,8 +15,6 @@ import random
 from dataclasses import dataclass
 from functools import cache
 
-from sqlglot.tokens import Tokenizer
-
 from tinysql import vocabulary
 from tinysql.levels import LEVELS, NESTED_JOINS, Level
 
@@ -40,9 +38,17 @@ OPERATORS_BY_KIND = {
 }
 NULL_RATE = 0.1
 # Short words that some engine reserves (SQLite's TO, T-SQL's TOP, ...) besides sqlglot's keywords.
-RESERVED_ALIASES = set(Tokenizer.KEYWORDS) | {
+RESERVED_WORDS = {
     "AS", "AT", "BY", "DO", "GO", "IF", "IN", "IS", "NO", "OF", "ON", "OR", "TO", "ADD", "ALL", "AND", "ANY", "ASC",
     "END", "FOR", "KEY", "NOT", "ROW", "SET", "TOP", "USE", "INT", "RAW", "REF", "DAY", "MAX", "MIN", "SUM", "AVG"}
+
+
+@cache
+def reserved_aliases() -> frozenset[str]:
+    """Words no table alias may be: sqlglot's keywords and RESERVED_WORDS (sqlglot imported on first use)."""
+    from sqlglot.tokens import Tokenizer
+
+    return frozenset(Tokenizer.KEYWORDS) | RESERVED_WORDS
 
 
 @dataclass
@@ -147,9 +153,8 @@ def sample_rows(rng: random.Random, columns: list[str]) -> list[dict]:
             pool = vocabulary.value_pool(column)
             size = rng.choice((3, 4, 6, 10))
             start = rng.randrange(len(pool) - size + 1)
-            choices = list(pool[start:start + size]) * 9 + [None] * size
-            values[name] = rng.choices(choices, k=count)
-    return [{name: values[name][i] for name in columns} for i in range(count)]
+            values[name] = rng.choices(pool[start:start + size] * 9 + (None,) * size, k=count)
+    return [dict(zip(columns, row)) for row in zip(*(values[name] for name in columns))]
 
 
 def _aliases(tables: list[str]) -> dict[str, str]:
@@ -158,7 +163,7 @@ def _aliases(tables: list[str]) -> dict[str, str]:
     for table in tables:
         base = "".join(word[0] for word in table.split("_"))
         alias, n = base, 1
-        while alias in aliases.values() or alias in tables or alias.upper() in RESERVED_ALIASES:
+        while alias in aliases.values() or alias in tables or alias.upper() in reserved_aliases():
             n += 1
             alias = f"{base}{n}"
         aliases[table] = alias
@@ -478,9 +483,14 @@ def _cte_sql(spec: dict, context: Context) -> str:
 
 def create_sql(table: str, columns: list[str]) -> str:
     """`CREATE TABLE t ( a TYPE, b TYPE )`, the published one-line context form."""
-    vocab = vocabulary.load()
-    body = ", ".join(f"{name} {vocab.columns[name].sql_type}" for name in columns)
+    body = ", ".join(f"{name} {sql_type}" for name, sql_type in column_types(table, columns))
     return f"CREATE TABLE {table} ( {body} )"
+
+
+def column_types(table: str, columns: list[str]) -> list[tuple[str, str]]:
+    """(name, SQLite type) of each of `columns`, as `create_sql` declares them."""
+    vocab = vocabulary.load()
+    return [(name, vocab.columns[name].sql_type) for name in columns]
 
 
 def context_sql(context: Context) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from functools import cache
+from functools import cache, lru_cache
 
 import sqlglot
 from sqlglot import exp
@@ -52,7 +52,8 @@ def execute(sql: str, context: Context) -> list[tuple]:
 
     The rows fill the context's columns of the vocabulary's tables (a column outside the context stays
     NULL, and `check_names` has already refused any reference to one), which spares a CREATE TABLE
-    per item; the context's own CREATE statements are the same DDL restricted to its columns.
+    per item; the context's own CREATE statements are the same DDL restricted to its columns. (Measured:
+    an INSERT of only those columns costs less than a prepared one of every column.)
     """
     connection = _connection()
     connection.execute("BEGIN")
@@ -132,6 +133,9 @@ def _words(text: str) -> str:
     return " " + " ".join(_TOKEN.findall(text.lower())) + " "
 
 
+_phrase = lru_cache(maxsize=1 << 16)(_words)  # the same names, values and evidence words come back item after item
+
+
 def check_mentions(spec: dict, english: str, names: dict) -> str | None:
     """'prompt_missing_element' unless the request mentions everything the SQL needs."""
     text = _words(english)
@@ -164,7 +168,7 @@ def check_mentions(spec: dict, english: str, names: dict) -> str | None:
     if nested.get("kind") == "cte":
         required.append((nested["name"],))
     for options in required:
-        if not any(_words(option) in text for option in options):
+        if not any(_phrase(option) in text for option in options):
             return "prompt_missing_element"
     return None
 

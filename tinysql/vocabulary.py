@@ -7,6 +7,12 @@ method (plus keyword arguments) that makes realistic values for it. ``load()`` r
 identical in every process and on every day (seeded from the column name with hashlib; Faker methods
 whose output depends on today's date are never used, and date bounds are absolute).
 
+The pools are data: ``pools.json`` (next to it) holds every column's pool as this module's Faker recipe
+made it, with the sha256 of the ``vocabulary.json`` it was made from; ``value_pool`` reads it (one JSON
+load, instead of some 10 s of Faker calls per process) while that hash matches, and otherwise runs the
+recipe. ``python -m tinysql.vocabulary`` rewrites it after the vocabulary or the recipe changes (a test
+checks both).
+
 In the JSON, an ``args`` value that is a ``YYYY-MM-DD`` string under a date-bound key
 (``start_date``, ``end_date``, ...) stands for a ``datetime.date``, and a list stands for a tuple;
 ``Column.args`` holds the converted, ready-to-call keyword arguments as sorted ``(key, value)`` pairs.
@@ -22,11 +28,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from faker import Faker
-
 KINDS = ("int", "real", "text", "date", "datetime", "time", "bool")
 
 PATH = Path(__file__).with_name("vocabulary.json")
+POOLS_PATH = Path(__file__).with_name("pools.json")
 DATE_ARGS = frozenset({"start_date", "end_date", "date_start", "date_end", "start_datetime", "end_datetime"})
 DEFAULT_POOL_SIZE = 48
 DEFAULT_SCALE = {"REAL": 2, "DOUBLE": 6}
@@ -128,7 +133,9 @@ def seed_for(name: str) -> int:
 
 
 @functools.cache
-def _faker() -> Faker:
+def _faker():
+    from faker import Faker  # only to make pools.json (or when it is stale): a heavy import
+
     return Faker("en_US")
 
 
@@ -174,10 +181,30 @@ def value_pool(column: Column, size: int = DEFAULT_POOL_SIZE) -> tuple:
 
     A Faker("en_US") seeded from the column name draws up to 3 x size values; distinct converted values are
     kept in draw order, and when the recipe has fewer than ``size`` distinct outputs (booleans, short
-    categorical lists) the remaining draws, repeats included, fill the tuple up to ``size``. Cached per
-    (column, size).
+    categorical lists) the remaining draws, repeats included, fill the tuple up to ``size``. Read from
+    pools.json for the default size (made by this recipe), else made and cached per (column, size).
     """
+    shipped = _shipped() if size == DEFAULT_POOL_SIZE else None
+    if shipped is not None and column.name in shipped:
+        return shipped[column.name]
     return _pool(column, size)
+
+
+def vocabulary_digest() -> str:
+    """The sha256 of vocabulary.json's bytes: the version the shipped pools were made from."""
+    return hashlib.sha256(PATH.read_bytes()).hexdigest()
+
+
+@functools.cache
+def _shipped() -> dict[str, tuple] | None:
+    """The pools of pools.json, or None when it is missing or was made from another vocabulary.json."""
+    try:
+        raw = json.loads(POOLS_PATH.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    if raw["vocabulary"] != vocabulary_digest() or raw["size"] != DEFAULT_POOL_SIZE:
+        return None
+    return {name: tuple(values) for name, values in raw["pools"].items()}
 
 
 @functools.cache
@@ -209,3 +236,19 @@ def _pool(column: Column, size: int) -> tuple:
 def pools(size: int = DEFAULT_POOL_SIZE) -> dict[str, tuple]:
     """Every column's value pool, keyed by column name (build once before forking workers)."""
     return {name: value_pool(column, size) for name, column in load().columns.items()}
+
+
+def write_pools(path: Path = POOLS_PATH) -> None:
+    """Make every column's pool with Faker and write them, one column per line, to `path` (pools.json)."""
+    import faker
+
+    pools = {name: _pool(column, DEFAULT_POOL_SIZE) for name, column in load().columns.items()}
+    head = {"vocabulary": vocabulary_digest(), "size": DEFAULT_POOL_SIZE, "faker": faker.VERSION}
+    lines = [f"{json.dumps(name)}: {json.dumps(list(pool), ensure_ascii=False)}" for name, pool in pools.items()]
+    text = json.dumps(head)[:-1] + ', "pools": {\n' + ",\n".join(lines) + "\n}}\n"
+    path.write_text(text, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    write_pools()
+    print(f"wrote {POOLS_PATH}")
