@@ -136,3 +136,42 @@ def tokens_checked(tokenizer: str) -> str:
     """The card's line for `--tokenizer`."""
     return (f"`attribution_tokens` (tokenizer `{tokenizer}`): every prompt and answer piece was tokenised with offsets "
             "and its ids compared with the trainer's; every character span of `attribution` covers at least one token")
+
+
+# --- writing: the column as Arrow, fast ----------------------------------------------------------------
+
+
+def table(records: list[dict], schema: pa.Schema) -> pa.Table:
+    """`pa.Table.from_pylist(records, schema=schema)`, the same table, with every column of type `ATTRIBUTION` built
+    from flat lists (`to_arrow`): pyarrow converts nested structs from Python dicts 10-40 times slower."""
+    nested = [f.name for f in schema if f.type == ATTRIBUTION]
+    if not nested or not records:
+        return pa.Table.from_pylist(records, schema=schema)
+    rest = pa.Table.from_pylist(records, schema=pa.schema([f for f in schema if f.name not in nested]))
+    built = {name: to_arrow([record.get(name) for record in records]) for name in nested}
+    return pa.Table.from_arrays([built[f.name] if f.name in built else rest.column(f.name) for f in schema],
+                                schema=schema)
+
+
+def to_arrow(column: list) -> pa.Array:
+    """A list of target lists (a record's `attribution` each) as an `ATTRIBUTION` array, via flat offset arrays."""
+    if any(targets is None for targets in column):
+        return pa.array(column, type=ATTRIBUTION)
+    target_offsets, labels, answers, source_offsets, sources = [0], [], ([], []), [0], ([], [])
+    for targets in column:
+        for t in targets:
+            labels.append(t["label"])
+            answers[0].append(t["answer"]["start"])
+            answers[1].append(t["answer"]["end"])
+            for s in t["sources"]:
+                sources[0].append(s["start"])
+                sources[1].append(s["end"])
+            source_offsets.append(len(sources[0]))
+        target_offsets.append(len(labels))
+
+    def spans(starts_ends: tuple[list, list]) -> pa.StructArray:
+        return pa.StructArray.from_arrays([pa.array(v, pa.int32()) for v in starts_ends], fields=list(SPAN))
+
+    listed = pa.ListArray.from_arrays(pa.array(source_offsets, pa.int32()), spans(sources), type=pa.list_(SPAN))
+    targets = pa.StructArray.from_arrays([pa.array(labels, pa.string()), spans(answers), listed], fields=list(TARGET))
+    return pa.ListArray.from_arrays(pa.array(target_offsets, pa.int32()), targets, type=ATTRIBUTION)

@@ -359,3 +359,18 @@ def test_tokenizer_option_from_the_command_line_and_its_refusals(tmp_path, token
     assert tinysql_main(["-n", "10", "--format", "chat", "--tokenizer", str(tokenizers / "bpe"),
                          "--out", str(tmp_path / "t")]) == 2
     assert "no prompt, completion column" in capsys.readouterr().err
+
+
+def test_fast_arrow_table_equals_from_pylist():
+    """The corpus core writes the span columns through `cards.attribution.table`: the same table (so the same
+    bytes) as `pa.Table.from_pylist`, nulls and empty target lists included."""
+    import pyarrow as pa
+
+    schema = pa.schema([("id", pa.string()), attribution.FIELD, attribution.TOKENS_FIELD])
+    records = [{"id": "a", "attribution": [attribution.target("c_0", (0, 1), [(2, 3), (4, 6)])],
+                "attribution_tokens": [attribution.target("c_0", (0, 1), [(1, 2)])]},
+               {"id": "b", "attribution": [], "attribution_tokens": None},
+               {"id": "c", "attribution": [attribution.target("x", (5, 9), []), attribution.target("y", (1, 2), [(0, 9)])],
+                "attribution_tokens": []}]
+    assert attribution.table(records, schema).equals(pa.Table.from_pylist(records, schema=schema))
+    assert attribution.table([], schema).equals(pa.Table.from_pylist([], schema=schema))
