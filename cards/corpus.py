@@ -24,13 +24,13 @@ import random
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
-
-import pyarrow as pa
-from tqdm.auto import tqdm
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from cards.errors import UsageError
 from cards.dataset_folder import INTERRUPTS, DatasetFolder, signals_blocked
+
+if TYPE_CHECKING:  # pyarrow and tqdm are imported where they are used: a generator's --help needs neither
+    import pyarrow as pa
 
 SPLITS = ("train", "validation", "test")
 SPLIT_FRACTIONS = {"train": 0.8, "validation": 0.1, "test": 0.1}  # the default split of -n examples
@@ -162,6 +162,8 @@ def _fill(config: Config, schema: pa.Schema, writers: dict, num_proc: int) -> Re
     strata: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)  # stratum -> kept per split
     stall_limit = max(50_000, 200 * config.chunk)
     since_last_kept = 0
+    from tqdm.auto import tqdm
+
     bar = tqdm(total=total, desc=config.name, unit="ex", disable=None, leave=False)
     with contextlib.closing(_chunks(config, schema, num_proc)) as chunks, bar:
         for chunk in chunks:
@@ -256,6 +258,8 @@ def _run_chunk(bounds: tuple[int, int]) -> _Chunk:
             hashes.append((stable_hash(candidate.prompt_key), stable_hash(candidate.group_key)))
             strata.append(candidate.stratum)
             allowed.append(tuple(candidate.splits))
+    import pyarrow as pa
+
     from cards.attribution import table  # = pa.Table.from_pylist, with the nested span columns built fast
 
     return _Chunk(reasons, hashes, table(records, schema), strata, allowed)
@@ -270,6 +274,9 @@ def _chunks(config: Config, schema: pa.Schema, num_proc: int) -> Iterator[_Chunk
         for chunk_bounds in bounds:
             yield _run_chunk(chunk_bounds)
         return
+    import pyarrow as pa
+
+    pa.array([0])  # pyarrow's first conversion imports pandas (0.5-1 s): once here, not again in every worker
     pool = None
     try:
         with signals_blocked():  # an interrupt while forking would leave workers behind
