@@ -81,8 +81,9 @@ class Facts(Generator):
   facts-gen --level 3 -n 20000                       # two-hop: test asks residence facts never trained
 Load the result with datasets.load_dataset("<out>") or load_dataset("<out>", "level1")."""
 
-    def make_item(self, options, level, index):  # configs() binds the sizes
-        raise NotImplementedError
+    def make_item(self, options, level, index):
+        """Not used: an item depends on the split sizes too, which `configs` binds (`facts.generate.make_item`)."""
+        raise NotImplementedError("facts items need the split sizes: use facts.generate.make_item")
 
     def configs(self, options, levels, sizes):
         return [Config(self.config_name(level), functools.partial(items.make_item, options, level, _sizes(sizes)),
@@ -101,11 +102,11 @@ Load the result with datasets.load_dataset("<out>") or load_dataset("<out>", "le
             if held > n_people // 2:
                 raise UsageError(f"level {level}: validation and test need the residence facts of {held:,} people, "
                                  f"more than half of the {n_people:,}; ask for fewer or more --people")
-            facts = len(items.plan(options, level, (train, valid, test)).train)
-            if train < facts:
-                raise UsageError(f"level {level}: the train split must show every one of the {facts:,} trained facts "
-                                 f"at least once; ask for at least {facts:,} train examples or fewer --people")
             at = items.plan(options, level, (train, valid, test))
+            if train < len(at.train):
+                raise UsageError(f"level {level}: the train split must show every one of the {len(at.train):,} trained "
+                                 f"facts at least once; ask for at least {len(at.train):,} train examples or fewer "
+                                 "--people")
             for split, wanted, units in (("train", train, at.train), ("validation and test", valid + test, at.held)):
                 most = sum(len(u.styles) for u in units)
                 if wanted > most:
