@@ -258,8 +258,6 @@ def _run_chunk(bounds: tuple[int, int]) -> _Chunk:
             hashes.append((stable_hash(candidate.prompt_key), stable_hash(candidate.group_key)))
             strata.append(candidate.stratum)
             allowed.append(tuple(candidate.splits))
-    import pyarrow as pa
-
     from cards.attribution import table  # = pa.Table.from_pylist, with the nested span columns built fast
 
     return _Chunk(reasons, hashes, table(records, schema), strata, allowed)
