@@ -4,6 +4,7 @@ token length under the corpus tokenizer, attribution spans, and same seed -> sam
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
 
@@ -80,7 +81,7 @@ def test_hand_worked_record_spans_and_attribution():
     subject = at.kb.people[0]
     value = at.kb.value(subject, "country")
     unit = items.Unit(subject, "country", ("fact",))
-    record = items._record(at, 1, 7, unit, "fact", "", __import__("random").Random(0))
+    record = items._record(at, 1, 7, unit, "fact", "", random.Random(0))
     # "Fact: " is 6 characters; the verb phrase starts after the subject and one space
     assert record["prompt"] == f"Fact: {subject} comes from the country of"
     end = 6 + len(subject)
@@ -178,8 +179,10 @@ def test_same_seed_same_bytes_across_worker_counts_and_hash_seeds(tmp_path):
         cwd.mkdir()
         runs[cwd / "out"] = subprocess.Popen(
             [sys.executable, "-m", "facts.cli", "--level", "1,3", "--num-train", "1800", "--num-valid", "100",
-             "--num-test", "200", "--people", "200", "--cities", "10", "--seed", "2", "--num-proc", num_proc, "--out", "out"], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            text=True, env={**os.environ, "PYTHONHASHSEED": hash_seed})
+             "--num-test", "200", "--people", "200", "--cities", "10", "--seed", "2", "--num-proc", num_proc,
+             "--out", "out"],
+            cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "PYTHONHASHSEED": hash_seed})
     for process in runs.values():
         _, err = process.communicate(timeout=120)
         assert process.returncode == 0, err
