@@ -118,7 +118,7 @@ Load the result with datasets.load_dataset("<out>") or load_dataset("<out>", "le
             packages=["pyarrow", "datasets"] + (["faker"] if kb else []),
             template=package_template("assoc", "card.md"),
             context={"kinds": {k: KIND_NOTES[k] for k in options.kinds or KINDS}, "groups": items.GROUPS,
-                     "ladder": self.levels, "outcomes": [outcome(r) for r in reports],
+                     "ladder": self.levels,
                      "mix": mix_rows(folder, reports), "kb": kb.summary() if kb else None, "options": options,
                      "example": example_record(folder, reports)},
         )
@@ -161,11 +161,6 @@ def checks(options: Options) -> list[str]:
                      "the knowledge base, not only the level's) whose value is a is looked up for Y in the knowledge "
                      "base, and the item is kept only if they all give the completion")
     return found
-
-
-def outcome(report) -> dict:
-    return {"name": report.name, "checked": report.candidates, "kept": report.kept, "duplicates": report.duplicates,
-            "rejected": dict(sorted(report.rejected.items()))}
 
 
 def mix_rows(folder, reports) -> list[list]:
