@@ -9,7 +9,7 @@ whose output depends on today's date are never used, and date bounds are absolut
 
 The pools are data: ``pools.json`` (next to it) holds every column's pool as this module's Faker recipe
 made it, with the sha256 of the ``vocabulary.json`` it was made from; ``value_pool`` reads it (one JSON
-load, instead of some 10 s of Faker calls per process) while that hash matches, and otherwise runs the
+load, instead of about 2 s of CPU in Faker calls per process) while that hash matches, and otherwise runs the
 recipe. ``python -m tinysql.vocabulary`` rewrites it after the vocabulary or the recipe changes (a test
 checks both).
 
