@@ -46,17 +46,20 @@ FIELD_DOC = (f"{attribution.DOC}. Targets: each table/column name of the SQL (so
              "its occurrences in the request); a chat-only corpus has its offsets in the two turns' contents")
 
 
-def with_targets(candidate: Candidate, format: str) -> Candidate:
+def with_targets(candidate: Candidate, format: str, spec: dict | None = None, names: dict | None = None) -> Candidate:
     """The candidate with its record's `attribution` filled and checked; a record whose spans fail their check
-    is rejected (`REJECTED`), a rejected candidate stays as it is."""
+    is rejected (`REJECTED`), a rejected candidate stays as it is. `spec` and `names` are the query the record
+    was written from (by default read back from its `clauses`)."""
     record = candidate.record
     if record is None:
         return candidate
-    clauses = json.loads(record["clauses"])
+    if spec is None or names is None:
+        spec = json.loads(record["clauses"])
+        names = spec["names"]
     prompt, answer = pieces(record, format)
     try:
         record["attribution"] = targets(prompt, answer, record["english_prompt"], record["create_statement"],
-                                        clauses, clauses["names"])
+                                        spec, names)
         attribution.check(record["attribution"], prompt, answer)
     except IntegrityError:
         return Candidate(None, REJECTED)
@@ -77,9 +80,7 @@ def targets(prompt: str, sql: str, english: str, create: str, spec: dict, names:
     if english_at < 0 or create_at < 0:
         raise IntegrityError("tinysql attribution: the request or the context is not in the prompt")
     words = _words(names, sql)
-    sources: dict[tuple, list] = {}  # key -> its source spans in the prompt
-    for key, spans in _mentions(english, words).items():
-        sources[key] = [(s + english_at, e + english_at) for s, e in spans]
+    sources = _mentions(english, words, english_at)  # key -> its source spans in the prompt
     for key, (s, e) in _definitions(create, names).items():
         sources.setdefault(key, []).append((s + create_at, e + create_at))
     _read_back(sources, words, prompt)
@@ -166,30 +167,40 @@ def _phrase(text: str) -> str:
     return " ".join(WORD.findall(text.lower()))
 
 
-def _mentions(text: str, words: dict[str, list[tuple]]) -> dict[tuple, list[tuple[int, int]]]:
+def _mentions(text: str, words: dict[str, list[tuple]], offset: int = 0) -> dict[tuple, list[tuple[int, int]]]:
     """Occurrences of `words` (phrases) in `text`, matched word by word, case-insensitive: left to right, the
-    longest phrase that starts at a word is a mention, and the scan goes on after it."""
+    longest phrase that starts at a word is a mention, and the scan goes on after it. Spans are shifted by
+    `offset` (where `text` sits in the prompt)."""
     starting: dict[str, list] = {}  # first word -> (words of the phrase, its keys), longest phrase first
     for phrase, keys in words.items():
-        parts = tuple(phrase.split(" "))
         if phrase:
+            parts = _parts(phrase)
             starting.setdefault(parts[0], []).append((parts, keys))
     for phrases in starting.values():
-        phrases.sort(key=lambda phrase: -len(phrase[0]))
+        if len(phrases) > 1:
+            phrases.sort(key=lambda phrase: -len(phrase[0]))
     low = text.lower()
-    spans, seen = [m.span() for m in WORD.finditer(low)], WORD.findall(low)
+    seen = WORD.findall(low)
+    spans = None  # the words' (start, end), found only when a mention needs them
     found: dict[tuple, list[tuple[int, int]]] = {}
     at = 0
     while at < len(seen):
         for parts, keys in starting.get(seen[at], ()):
-            if tuple(seen[at:at + len(parts)]) == parts:
+            if len(parts) == 1 or tuple(seen[at:at + len(parts)]) == parts:
+                spans = spans or [m.span() for m in WORD.finditer(low)]
                 for key in keys:
-                    found.setdefault(key, []).append((spans[at][0], spans[at + len(parts) - 1][1]))
+                    found.setdefault(key, []).append((spans[at][0] + offset, spans[at + len(parts) - 1][1] + offset))
                 at += len(parts)
                 break
         else:
             at += 1
     return found
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _parts(phrase: str) -> tuple[str, ...]:
+    """A phrase's words."""
+    return tuple(phrase.split(" "))
 
 
 def _occurrences(text: str, word: str) -> list[tuple[int, int]]:
@@ -221,11 +232,10 @@ def _value(english: str, english_at: int, word: str) -> list[tuple[int, int]]:
 
 def _read_back(sources: dict[tuple, list], words: dict[str, list[tuple]], prompt: str) -> None:
     """Every source span reads (case-insensitively) as the name it defines or a word that mentions its key."""
-    allowed: dict[tuple, set] = {}
-    for word, keys in words.items():
-        for key in keys:
-            allowed.setdefault(key, set()).add(word)
     for key, spans in sources.items():
-        fits = allowed.get(key, set()) | {key[1].rpartition(".")[2].lower()}
-        if any(prompt[s:e].lower() not in fits and _phrase(prompt[s:e]) not in fits for s, e in spans):
-            raise IntegrityError(f"tinysql attribution: a source of {key} reads otherwise in {prompt!r}")
+        own = key[1].rpartition(".")[2].lower()
+        for s, e in spans:
+            text = prompt[s:e].lower()
+            if not (text == own or key in words.get(text, ()) or _phrase(text) == own
+                    or key in words.get(_phrase(text), ())):
+                raise IntegrityError(f"tinysql attribution: a source of {key} reads otherwise in {prompt!r}")

@@ -28,6 +28,7 @@ class Sampled(NamedTuple):
     candidate: Candidate  # the record, or the reason it was rejected
     spec: dict  # the structured query (the record's `clauses`, without `names`)
     context: Context  # its tables, columns and sample rows
+    names: dict  # the word the request uses for each table and column (`clauses["names"]`)
 
 
 def make_item(options, level: int, index: int) -> Candidate:
@@ -39,11 +40,11 @@ def sample(options, level: int, index: int) -> Sampled:
     """The item at `index` of `level` (`options` a `tinysql.generator.Options`) with its query and context."""
     rng = item_rng(options.seed, "tinysql", f"level{level}", index)
     spec, context = (compat.sample_spec if options.compat == "original" else sample_spec)(rng, level)
-    return Sampled(_candidate(options, level, index, rng, spec, context), spec, context)
-
-
-def _candidate(options, level: int, index: int, rng, spec: dict, context: Context) -> Candidate:
     names = choose_names(rng, context, options.synonyms)
+    return Sampled(_candidate(options, level, index, rng, spec, context, names), spec, context, names)
+
+
+def _candidate(options, level: int, index: int, rng, spec: dict, context: Context, names: dict) -> Candidate:
     english = describe(rng, spec, context, names)
     sql = to_sql(spec, context)
     creates = [create_sql(t, context.columns[t]) for t in context.tables]

@@ -72,7 +72,8 @@ Load the result with datasets.load_dataset("<out>") or load_dataset("<out>", "le
         from tinysql import attribution as spans
         from tinysql import generate as items
 
-        return spans.with_targets(items.make_item(options, level, index), options.format)
+        item = items.sample(options, level, index)
+        return spans.with_targets(item.candidate, options.format, item.spec, item.names)
 
     def check(self, options: Options, levels: list, sizes: dict[str, int]) -> None:
         beyond = [level for level in levels if level not in compat.COMMAND_SETS]
