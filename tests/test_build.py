@@ -196,7 +196,8 @@ def test_selection_errors_name_what_exists(cli, tmp_path):
     assert one_line_error(status, err).startswith("zoo: error: --only tinysql-l1-nan: not a recipe row (closest: "
                                                   "tinysql-l1-nano")
     status, out, err = cli(zoo.main, "build", "--task", "chess", "--build-dir", tmp_path)
-    assert "--task chess: the recipe's tasks are mcq, multmath, tinysql" in one_line_error(status, err)
+    tasks = ", ".join(sorted({r.task for r in recipe.read_recipe()}))
+    assert "mcq" in tasks and f"--task chess: the recipe's tasks are {tasks}" in one_line_error(status, err)
 
 
 # --- the packaged recipe and registry -----------------------------------------------------------------
