@@ -29,7 +29,7 @@ SMALL = {"tinysql": ["-n", "10"], "multmath": ["-n", "8", "--num-valid", "1", "-
 def start(module: str, *args, cwd=None) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", module, *map(str, args)], cwd=cwd, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"},
-                            preexec_fn=_default_interrupts)
+                            preexec_fn=_default_interrupts, start_new_session=True)  # its own group: see finish
 
 
 def _default_interrupts():
@@ -42,10 +42,10 @@ def finish(process: subprocess.Popen, timeout: float) -> tuple[int, str]:
     try:
         _, err = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        for pid in children(process.pid):
-            os.kill(pid, signal.SIGKILL)
-        process.kill()
-        process.communicate()
+        # the whole group: killing listed workers one by one races the pool, which forks replacements that
+        # would outlive the run and hold its stderr open (a communicate() that never returns)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate(timeout=30)
         pytest.fail(f"still running after {timeout} s")
     return process.returncode, err
 
