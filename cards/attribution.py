@@ -71,10 +71,15 @@ TOKENS_DOC = ("the `attribution` targets in token indices of the corpus's `--tok
               "becomes the tokens that overlap it; targets and sources in the same order as `attribution`")
 
 
+def covering(offsets: list[tuple[int, int]], span: dict) -> list[int]:
+    """The tokens whose character `offsets` overlap `span` ({start, end}); special tokens (empty offsets) never do."""
+    return [i for i, (s, e) in enumerate(offsets) if max(s, span["start"]) < min(e, span["end"])]
+
+
 def token_span(offsets: list[tuple[int, int]], span: dict) -> tuple[int, int]:
     """(first, last + 1) of the tokens whose character `offsets` overlap `span` ({start, end}); special tokens
     (empty offsets) never do. IntegrityError when no token does."""
-    hit = [i for i, (s, e) in enumerate(offsets) if max(s, span["start"]) < min(e, span["end"])]
+    hit = covering(offsets, span)
     if not hit:
         raise IntegrityError(f"attribution: no token covers the characters {span}")
     return hit[0], hit[-1] + 1

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import torch
 
+from cards import attribution
 from cards.errors import IntegrityError, UsageError
 from train.data import ChatView, OriginalLayout, answer_ids
 from train.tokenizer import token_ids
@@ -93,8 +94,7 @@ def answer_offsets(tokenizer, view, answer: str) -> tuple[list[int], list[tuple[
 
 def overlapping(offsets: list[tuple[int, int]], spans: list[dict]) -> list[int]:
     """Positions whose characters overlap any of `spans` ({start, end}); special tokens (empty) never do."""
-    return [i for i, (s, e) in enumerate(offsets)
-            if any(max(s, span["start"]) < min(e, span["end"]) for span in spans)]
+    return sorted({i for span in spans for i in attribution.covering(offsets, span)})
 
 
 # ---------------------------------------------------------------- cases
