@@ -20,10 +20,11 @@ examples per level in all, split 80/10/10 unless `--num-train`/`--num-valid`/`--
 split's exact count; `--seed`, `--out`, `--overwrite`, `--num-proc`, `--tokenizer`) plus the
 generator's own (`add_arguments`). `--tokenizer NAME` (`tokenizer=` from Python) adds the column
 `attribution_tokens` to a generator whose records have `attribution`: the same targets in token
-indices of that tokenizer (`cards.attribution.WithTokenSpans`); the card and the metadata name it. Before any work it refuses, as one-line errors: an option given as an empty
-string, more than `max_examples` examples per configuration (and whatever `check` refuses), and an
-output folder `cards.dataset_folder.check_target` refuses (`--overwrite` replaces only an empty
-folder or a corpus folder this project wrote).
+indices of that tokenizer (`cards.attribution.WithTokenSpans`); the card and the metadata name it.
+Before any work it refuses, as one-line errors: an option given as an empty string, more than
+`max_examples` examples per configuration (and whatever `check` refuses), and an output folder
+`cards.dataset_folder.check_target` refuses (`--overwrite` replaces only an empty folder or a corpus
+folder this project wrote).
 Python callers use `generate(name, out, ...)`; `get(name)` looks a generator up; `register`
 adds one (a test, a plugin) without touching any other file.
 """
