@@ -165,7 +165,7 @@ def _fill(config: Config, schema: pa.Schema, writers: dict, num_proc: int) -> Re
     from tqdm.auto import tqdm
 
     bar = tqdm(total=total, desc=config.name, unit="ex", disable=None, leave=False)
-    with contextlib.closing(_chunks(config, schema, num_proc)) as chunks, bar:
+    with contextlib.closing(_chunks(config, schema, num_proc, lambda: total - kept)) as chunks, bar:
         for chunk in chunks:
             taken: dict[str, list[int]] = {split: [] for split in targets}
             row = -1
@@ -263,8 +263,10 @@ def _run_chunk(bounds: tuple[int, int]) -> _Chunk:
     return _Chunk(reasons, hashes, table(records, schema), strata, allowed)
 
 
-def _chunks(config: Config, schema: pa.Schema, num_proc: int) -> Iterator[_Chunk]:
-    """The chunks of indices 0, 1, 2, ... in order, computed by `num_proc` workers."""
+def _chunks(config: Config, schema: pa.Schema, num_proc: int, wanted: Callable[[], int]) -> Iterator[_Chunk]:
+    """The chunks of indices 0, 1, 2, ... in order, computed by `num_proc` workers. `wanted()` is how many
+    more records the caller still needs: near the end no more indices are handed out than that (with a
+    quarter more for rejections and duplicates), so the workers do not make items that would be thrown away."""
     bounds = ((start, start + config.chunk) for start in range(0, 1 << 62, config.chunk))
     num_proc = workers(num_proc, sum(config.sizes.values()), config.chunk)
     if num_proc <= 1:
@@ -280,11 +282,11 @@ def _chunks(config: Config, schema: pa.Schema, num_proc: int) -> Iterator[_Chunk
         with signals_blocked():  # an interrupt while forking would leave workers behind
             pool = multiprocessing.get_context("fork").Pool(num_proc, initializer=_init_worker,
                                                             initargs=(config.make, schema, True))
-        in_flight = collections.deque(pool.apply_async(_run_chunk, (next(bounds),)) for _ in range(num_proc * 3))
+        in_flight: collections.deque = collections.deque()
         while True:
-            chunk = in_flight.popleft().get()
-            in_flight.append(pool.apply_async(_run_chunk, (next(bounds),)))
-            yield chunk
+            while len(in_flight) < num_proc * 3 and (not in_flight or len(in_flight) * config.chunk < wanted() * 1.25):
+                in_flight.append(pool.apply_async(_run_chunk, (next(bounds),)))
+            yield in_flight.popleft().get()
     finally:  # done, failed or interrupted: no worker outlives the build
         if pool is not None:
             with signals_blocked():
