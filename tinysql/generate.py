@@ -1,7 +1,8 @@
 """One TinySQL record per index: sample a query, write its English, render and check its SQL.
 
-`make_item(options, level, index)` is the pure per-index function the corpus core runs in workers
-(`tinysql.generator` declares it, with the options, schema and card, to `cards.generator`).
+`make_item(options, level, index)` is the pure per-index function; `make_record` adds its attribution spans
+and is what the corpus core runs in workers (`tinysql.generator` declares it, with the options, schema and
+card, to `cards.generator`).
 `sample(options, level, index)` is the same item with the structured query and context it was
 written from (what other generators build on, e.g. mcq's SQL questions).
 """
@@ -16,6 +17,7 @@ import sqlglot
 
 from cards.corpus import Candidate, item_rng
 from tinysql import compat
+from tinysql.attribution import with_targets
 from tinysql import validate as checks
 from tinysql.english import choose_names, describe
 from tinysql.query import Context, column_sql, column_types, create_sql, sample_spec, to_sql
@@ -34,6 +36,12 @@ class Sampled(NamedTuple):
 def make_item(options, level: int, index: int) -> Candidate:
     """The candidate record at `index` of `level`: a pure function of (options, level, index)."""
     return sample(options, level, index).candidate
+
+
+def make_record(options, level: int, index: int) -> Candidate:
+    """`make_item` with the record's attribution spans filled and checked: what `tinysql-gen` writes."""
+    item = sample(options, level, index)
+    return with_targets(item.candidate, options.format, item.spec, item.names)
 
 
 def sample(options, level: int, index: int) -> Sampled:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -69,11 +70,9 @@ class TinySQL(Generator):
 Load the result with datasets.load_dataset("<out>") or load_dataset("<out>", "level5")."""
 
     def make_item(self, options: Options, level: int, index: int):
-        from tinysql import attribution as spans
         from tinysql import generate as items
 
-        item = items.sample(options, level, index)
-        return spans.with_targets(item.candidate, options.format, item.spec, item.names)
+        return items.make_record(options, level, index)
 
     def check(self, options: Options, levels: list, sizes: dict[str, int]) -> None:
         beyond = [level for level in levels if level not in compat.COMMAND_SETS]
@@ -85,9 +84,12 @@ Load the result with datasets.load_dataset("<out>") or load_dataset("<out>", "le
         return compat.SPLIT_FRACTIONS if options.compat == "original" else SPLIT_FRACTIONS
 
     def configs(self, options: Options, levels: list, sizes: dict[str, int]) -> list:
+        from tinysql import generate as items
+
         configs = super().configs(options, levels, sizes)
-        for config, name in zip(configs, self._config_names(options, levels)):
+        for config, name, level in zip(configs, self._config_names(options, levels), levels):
             config.name = name
+            config.make = functools.partial(items.make_record, options, level)  # = make_item, without an import per item
         return configs
 
     def _config_names(self, options: Options, levels: list) -> list[str]:
