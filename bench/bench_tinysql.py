@@ -2,7 +2,9 @@
 
     python bench/bench_tinysql.py --compare-original /tmp/tinysql-orig   # the original vs ours, 20k and 200k
     python bench/bench_tinysql.py --compare-original                     # no checkout: our own figures only
+    python bench/bench_tinysql.py --compare-original PATH --counts 20000 --repeat 3   # median of 3 pairs
     python bench/bench_tinysql.py --profile 10000                        # where the time goes (cProfile, 1 process)
+    python bench/bench_tinysql.py --floor 10000                          # CPU ms/item: checks, spans, the rest
     python bench/bench_tinysql.py --levels 3 -n 100000                   # validated vs unvalidated, per level
 
 Every timed run is a whole process in a subprocess (start-up, generation and writing parquet), and its peak
@@ -19,6 +21,7 @@ with them, since only ratios measured back to back on a quiet machine mean much.
 from __future__ import annotations
 
 import argparse
+import collections
 import os
 import subprocess
 import sys
@@ -82,24 +85,86 @@ def load() -> str:
     return ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def compare(path: Path | None, counts: list[int], num_proc: int) -> None:
-    print(f"load average (1, 5, 15 min) before: {load()}; {os.cpu_count()} CPUs\n")
+def median_run(runs: list[Run]) -> Run:
+    """The run of median wall-clock time."""
+    return sorted(runs)[len(runs) // 2]
+
+
+def compare(path: Path | None, counts: list[int], num_proc: int, repeat: int = 1) -> None:
+    """For each count, `repeat` back-to-back pairs (the original, then ours); the median run of each is shown,
+    with the CPU milliseconds per item (every process and worker) that bound the ratio on this many cores."""
+    print(f"load average (1, 5, 15 min) before: {load()}; {os.cpu_count()} CPUs; median of {repeat} run(s) each\n")
     if path is None:
-        print("| n | ours ex/s (validated) | seconds | CPU s | peak RSS MiB |\n|---|---|---|---|---|")
+        print("| n | ours ex/s (validated) | seconds | CPU s | CPU ms/item | peak RSS MiB |\n|---|---|---|---|---|---|")
     else:
         print("| n | original ex/s (unvalidated) | ours ex/s (validated) | ours / original | original s (CPU s) "
-              "| ours s (CPU s) | original RSS MiB | ours RSS MiB |\n|---|---|---|---|---|---|---|---|")
+              "| ours s (CPU s) | CPU ms/item original / ours | original RSS MiB | ours RSS MiB |"
+              "\n|---|---|---|---|---|---|---|---|---|")
     for count in counts:
-        mine = ours(3, count, num_proc)
+        theirs_runs, mine_runs = [], []
+        for _ in range(repeat):
+            if path is not None:
+                theirs_runs.append(original(path, count))
+            mine_runs.append(ours(3, count, num_proc))
+        mine = median_run(mine_runs)
         if path is None:
-            print(f"| {count:,} | {count / mine.seconds:,.0f} | {mine.seconds:.1f} | {mine.cpu:.1f} | {mine.rss:.0f} |",
-                  flush=True)
+            print(f"| {count:,} | {count / mine.seconds:,.0f} | {mine.seconds:.1f} | {mine.cpu:.1f} | "
+                  f"{1000 * mine.cpu / count:.3f} | {mine.rss:.0f} |", flush=True)
             continue
-        theirs = original(path, count)
+        theirs = median_run(theirs_runs)
         print(f"| {count:,} | {count / theirs.seconds:,.0f} | {count / mine.seconds:,.0f} | "
               f"{theirs.seconds / mine.seconds:.2f}x | {theirs.seconds:.1f} ({theirs.cpu:.1f}) | {mine.seconds:.1f} "
-              f"({mine.cpu:.1f}) | {theirs.rss:.0f} | {mine.rss:.0f} |", flush=True)
+              f"({mine.cpu:.1f}) | {1000 * theirs.cpu / count:.3f} / {1000 * mine.cpu / count:.3f} | "
+              f"{theirs.rss:.0f} | {mine.rss:.0f} |", flush=True)
     print(f"\nload average after: {load()}; ours: tinysql-gen --level 3 -n N --num-proc {num_proc}")
+
+
+def floor(count: int) -> None:
+    """CPU milliseconds per level-3 item, timed directly in one process (no profiler): the label checks and the
+    attribution spans, which every kept item pays, and the rest of making it (sampling, English, SQL, record)."""
+    from tinysql import generate, validate
+    from tinysql.generator import Options
+
+    spent = collections.Counter()
+    wrapped = [(validate, "parse"), (validate, "execute"), (validate, "validate"), (generate, "with_targets")]
+    originals = [getattr(module, name) for module, name in wrapped]
+
+    def clocked(name, function):
+        def run(*args, **kwargs):
+            start = time.process_time()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                spent[name] += time.process_time() - start
+        return run
+
+    options = Options()
+    for index in range(500):  # pools, caches and the SQLite connection warmed first
+        generate.make_record(options, 3, 10**8 + index)
+    for (module, name), function in zip(wrapped, originals):
+        setattr(module, name, clocked(name, function))
+    try:
+        start = time.process_time()
+        for index in range(count):
+            generate.make_record(options, 3, index)
+        total = time.process_time() - start
+    finally:
+        for (module, name), function in zip(wrapped, originals):
+            setattr(module, name, function)
+    rows = {"checks: parse (sqlglot)": spent["parse"], "checks: execute (SQLite)": spent["execute"],
+            "checks: names, aggregates, mentions": spent["validate"] - spent["parse"] - spent["execute"],
+            "attribution spans": spent["with_targets"],
+            "the rest (sampling, English, SQL, record)": total - spent["validate"] - spent["with_targets"]}
+    print(f"CPU per level-3 item, {count:,} items in one process; load average {load()}\n")
+    print("| part | ms/item | share |\n|---|---|---|")
+    for part, seconds in rows.items():
+        print(f"| {part} | {1000 * seconds / count:.3f} | {seconds / total:.0%} |")
+    print(f"| make_record | {1000 * total / count:.3f} | 100% |")
+    checks = (total - rows["the rest (sampling, English, SQL, record)"]) / count
+    cores = os.cpu_count() or 1
+    print(f"\nchecks + spans alone: {1000 * checks:.3f} ms/item, so at most {cores / checks:,.0f} items/s on {cores} "
+          f"cores even if sampling, writing and start-up cost nothing; all of make_record: at most "
+          f"{cores * count / total:,.0f} items/s.")
 
 
 STAGES = {  # stage -> the functions whose cumulative time it is (module file suffix, function name)
@@ -162,7 +227,10 @@ def main() -> None:
     parser.add_argument("--compare-original", nargs="?", const="", metavar="PATH",
                         help="a checkout of withmartian/TinySQL (without one: our own figures)")
     parser.add_argument("--counts", default="20000,200000", help="-n of the comparison runs (default 20000,200000)")
+    parser.add_argument("--repeat", type=int, default=1, help="comparison runs per count; the median is shown (default 1)")
     parser.add_argument("--profile", type=int, metavar="N", help="cProfile N level-3 items in one process")
+    parser.add_argument("--floor", type=int, metavar="N", help="CPU ms per item of the checks, the spans and the rest "
+                                                               "(N level-3 items, one process, timed directly)")
     parser.add_argument("--levels", default="1,2,3,4,5,6,7,8")
     parser.add_argument("-n", type=int, default=5000)
     parser.add_argument("--num-proc", type=int, default=2)
@@ -171,12 +239,14 @@ def main() -> None:
 
     if args.profile:
         return profile(args.profile)
+    if args.floor:
+        return floor(args.floor)
     if args.compare_original is not None:
         path = Path(args.compare_original) if args.compare_original else None
         if path is not None and not (path / "TinySQL" / "training_data" / "generate_cs3.py").is_file():
             print(f"{path} holds no TinySQL/training_data/generate_cs3.py: our own figures only\n")
             path = None
-        return compare(path, [int(c) for c in args.counts.split(",")], args.num_proc)
+        return compare(path, [int(c) for c in args.counts.split(",")], args.num_proc, args.repeat)
     levels_table([int(level) for level in args.levels.split(",")], args.n, args.num_proc)
     if args.memory:
         print("\n| n (level 3) | seconds | peak RSS of one run (MiB) |\n|---|---|---|")
