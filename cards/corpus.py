@@ -157,8 +157,7 @@ def _fill(config: Config, schema: pa.Schema, writers: dict, num_proc: int) -> Re
     report = Report(config.name, {split: 0 for split in config.sizes})
     targets = dict(config.sizes)
     total, kept = sum(targets.values()), 0
-    seen_prompts: set[int] = set()
-    group_split: dict[int, str] = {}
+    seen_prompts, group_split = _KeyIndex(), _KeyIndex()  # prompt hash -> 0; group hash -> its split's number
     strata: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)  # stratum -> kept per split
     stall_limit = max(50_000, 200 * config.chunk)
     since_last_kept = 0
@@ -168,6 +167,8 @@ def _fill(config: Config, schema: pa.Schema, writers: dict, num_proc: int) -> Re
     with contextlib.closing(_chunks(config, schema, num_proc, lambda: total - kept)) as chunks, bar:
         for chunk in chunks:
             taken: dict[str, list[int]] = {split: [] for split in targets}
+            seen_prompts.look_up([prompt for prompt, _ in chunk.hashes])
+            group_split.look_up([group for _, group in chunk.hashes])
             row = -1
             for reason in chunk.reasons:
                 if kept == total:
@@ -189,14 +190,14 @@ def _fill(config: Config, schema: pa.Schema, writers: dict, num_proc: int) -> Re
                 room = {s: n for s, n in targets.items() if s in chunk.allowed[row]} if chunk.allowed[row] \
                     else targets
                 if group_hash not in group_split and room:
-                    group_split[group_hash] = (_stratified_split(strata[stratum], report.sizes, room) if stratum
-                                               else _choose_split(group_hash, report.sizes, room))
-                split = group_split.get(group_hash)
+                    group_split[group_hash] = SPLITS.index(_stratified_split(strata[stratum], report.sizes, room)
+                                                           if stratum else _choose_split(group_hash, report.sizes, room))
+                split = SPLITS[group_split.get(group_hash)] if group_hash in group_split else None
                 if split not in room or report.sizes[split] >= targets[split]:
                     report.split_full += 1
                     continue
                 strata[stratum][split] += 1
-                seen_prompts.add(prompt_hash)
+                seen_prompts[prompt_hash] = 0
                 taken[split].append(row)
                 report.sizes[split] += 1
                 kept += 1
@@ -208,6 +209,50 @@ def _fill(config: Config, schema: pa.Schema, writers: dict, num_proc: int) -> Re
             if kept == total:
                 break
     return report
+
+
+class _KeyIndex:
+    """64-bit keys -> small numbers, in about 9 bytes a key (a dict or set of Python ints takes 60-80).
+
+    Keys live in a sorted numpy array beside their values; new keys go to a dict that is merged into the
+    arrays (sorted, then inserted in place) once it outgrows a sixteenth of them. `look_up(keys)` answers,
+    in one vectorised search, which of a chunk's keys the arrays hold; after it, `in`, `get` and assignment
+    work for the keys of that chunk.
+    """
+
+    def __init__(self) -> None:
+        import numpy as np
+
+        self.keys, self.values = np.empty(0, np.uint64), np.empty(0, np.int8)
+        self.recent: dict[int, int] = {}
+        self.found: dict[int, int] = {}  # the chunk's keys that the arrays hold
+
+    def look_up(self, keys: list[int]) -> None:
+        import numpy as np
+
+        if len(self.recent) > max(1 << 14, len(self.keys) // 16):
+            new_keys = np.fromiter(self.recent, np.uint64, len(self.recent))
+            order = np.argsort(new_keys)
+            at = np.searchsorted(self.keys, new_keys[order])
+            self.keys = np.insert(self.keys, at, new_keys[order])
+            self.values = np.insert(self.values, at, np.fromiter(self.recent.values(), np.int8)[order])
+            self.recent = {}
+        self.found = {}
+        if len(self.keys) and keys:
+            query = np.fromiter(keys, np.uint64, len(keys))
+            at = np.minimum(np.searchsorted(self.keys, query), len(self.keys) - 1)
+            hit = self.keys[at] == query
+            self.found = dict(zip(query[hit].tolist(), self.values[at[hit]].tolist()))
+
+    def __contains__(self, key: int) -> bool:
+        return key in self.recent or key in self.found
+
+    def get(self, key: int) -> int | None:
+        value = self.recent.get(key)
+        return self.found.get(key) if value is None else value
+
+    def __setitem__(self, key: int, value: int) -> None:
+        self.recent[key] = value
 
 
 def _choose_split(group_hash: int, filled: dict[str, int], targets: dict[str, int]) -> str:

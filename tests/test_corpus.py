@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import os
+import random
 from dataclasses import dataclass
 
 import datasets
@@ -13,7 +14,7 @@ import pytest
 
 from cards.card import CorpusMetadata, dataset_card, read_corpus_metadata
 from cards.cli import UsageError, parse_levels
-from cards.corpus import Candidate, Config, build, item_rng, split_sizes
+from cards.corpus import Candidate, Config, _KeyIndex, build, item_rng, split_sizes
 from cards.generator import CardFacts, Generator, generate
 
 SCHEMA = pa.schema([("id", pa.string()), ("a", pa.int64()), ("b", pa.int64())])
@@ -69,6 +70,24 @@ def test_item_rng_is_hashed_not_offset():
     shifted = [item_rng(43, "g", "c", i).random() for i in range(5)]
     assert not set(first[1:]) & set(shifted), "seed+index seeding would make these overlap"
     assert item_rng(42, "g", "c", 0).random() != item_rng(42, "h", "c", 0).random()
+
+
+def test_key_index_answers_like_a_dict_across_merges():
+    """The compact index of prompt and group hashes: 60,000 keys (several merges into its arrays), full
+    64-bit values included, each found with its value in later chunks and never a key it was not given."""
+    rng = random.Random(7)
+    given = {}
+    index = _KeyIndex()
+    for _ in range(500):
+        chunk = [rng.getrandbits(64) for _ in range(100)] + rng.sample(sorted(given), min(20, len(given)))
+        index.look_up(chunk)
+        for key in chunk:
+            assert (key in index) == (key in given) and index.get(key) == given.get(key)
+            if key not in given:
+                given[key] = index[key] = rng.randrange(3)
+    assert len(index.keys) > 40_000 and list(index.keys) == sorted(index.keys)  # most keys merged, in order
+    index.look_up([(1 << 64) - 1, 0, 12345])
+    assert not any(k in index for k in ((1 << 64) - 1, 0, 12345))
 
 
 def test_split_sizes_are_exact():
