@@ -227,7 +227,8 @@ def main() -> None:
     parser.add_argument("--compare-original", nargs="?", const="", metavar="PATH",
                         help="a checkout of withmartian/TinySQL (without one: our own figures)")
     parser.add_argument("--counts", default="20000,200000", help="-n of the comparison runs (default 20000,200000)")
-    parser.add_argument("--repeat", type=int, default=1, help="comparison runs per count; the median is shown (default 1)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="comparison runs per count; the median is shown (default 1)")
     parser.add_argument("--profile", type=int, metavar="N", help="cProfile N level-3 items in one process")
     parser.add_argument("--floor", type=int, metavar="N", help="CPU ms per item of the checks, the spans and the rest "
                                                                "(N level-3 items, one process, timed directly)")

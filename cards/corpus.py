@@ -190,8 +190,9 @@ def _fill(config: Config, schema: pa.Schema, writers: dict, num_proc: int) -> Re
                 room = {s: n for s, n in targets.items() if s in chunk.allowed[row]} if chunk.allowed[row] \
                     else targets
                 if group_hash not in group_split and room:
-                    group_split[group_hash] = SPLITS.index(_stratified_split(strata[stratum], report.sizes, room)
-                                                           if stratum else _choose_split(group_hash, report.sizes, room))
+                    chosen = (_stratified_split(strata[stratum], report.sizes, room) if stratum
+                              else _choose_split(group_hash, report.sizes, room))
+                    group_split[group_hash] = SPLITS.index(chosen)
                 split = SPLITS[group_split.get(group_hash)] if group_hash in group_split else None
                 if split not in room or report.sizes[split] >= targets[split]:
                     report.split_full += 1
