@@ -30,7 +30,8 @@ CHECKS = [
     "SUM/AVG only over numeric columns",
     "it executes in SQLite against the context's tables filled with 6-10 sample rows each (realistic faker "
     "values, ~10% NULLs, foreign keys that match) and returns at least one row (the tables are the vocabulary's "
-    "DDL, of which each context's CREATE TABLE is a column subset)",
+    "DDL, of which each context's CREATE TABLE is a column subset; the columns the query reads are filled, "
+    "every column for a `*`)",
     "the English request names every table, column and literal the SQL uses (by name or the chosen synonym) and "
     "states every aggregate, sort direction, DISTINCT, set operation and LIMIT",
     "with --dialect other than sqlite: the emitted SQL parses in that dialect and, transpiled back to SQLite, "
