@@ -35,6 +35,8 @@ CREATE_TABLE = re.compile(r"CREATE TABLE\s+[\"`\[]?([A-Za-z_]\w*)", re.IGNORECAS
 COLUMN_DEF = re.compile(r"[(,]\s*[\"`\[]?([A-Za-z_]\w*)")
 REJECTED = "attribution spans failed their check"
 BOOLEANS = {"TRUE": "true", "FALSE": "false"}
+UPPER_WORD = re.compile(r"\b[A-Z]+\b")
+KEYWORDS = frozenset(EVIDENCE)
 
 CHECKED = ("attribution spans: each table and column name of the SQL points at its definition in the context "
            "and its mentions in the request, each aggregate, direction, set keyword and literal at the request's "
@@ -153,12 +155,15 @@ def _words(names: dict, sql: str) -> dict[str, list[tuple]]:
         words.setdefault(_phrase(word), []).append(("table", table))
     for column, word in names["columns"].items():
         words.setdefault(_phrase(word), []).append(("column", column))
-    used = set(re.findall(r"\b[A-Z]+\b", sql))
-    for keyword, evidence in EVIDENCE.items():
-        if keyword in used:
-            for word in evidence:
-                words.setdefault(_phrase(word), []).append(("keyword", keyword))
+    for keyword in sorted(KEYWORDS.intersection(UPPER_WORD.findall(sql))):
+        for phrase in _evidence_phrases(keyword):
+            words.setdefault(phrase, []).append(("keyword", keyword))
     return words
+
+
+@functools.cache
+def _evidence_phrases(keyword: str) -> tuple[str, ...]:
+    return tuple(_phrase(word) for word in EVIDENCE[keyword])
 
 
 @functools.lru_cache(maxsize=1 << 16)
