@@ -222,15 +222,22 @@ def levels_table(levels: list[int], count: int, num_proc: int) -> None:
               f"| {with_checks:.1f} | {share:.0%} |", flush=True)
 
 
+def positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--compare-original", nargs="?", const="", metavar="PATH",
                         help="a checkout of withmartian/TinySQL (without one: our own figures)")
     parser.add_argument("--counts", default="20000,200000", help="-n of the comparison runs (default 20000,200000)")
-    parser.add_argument("--repeat", type=int, default=1,
+    parser.add_argument("--repeat", type=positive, default=1,
                         help="comparison runs per count; the median is shown (default 1)")
     parser.add_argument("--profile", type=int, metavar="N", help="cProfile N level-3 items in one process")
-    parser.add_argument("--floor", type=int, metavar="N", help="CPU ms per item of the checks, the spans and the rest "
+    parser.add_argument("--floor", type=positive, metavar="N", help="CPU ms per item of the checks, the spans and the rest "
                                                                "(N level-3 items, one process, timed directly)")
     parser.add_argument("--levels", default="1,2,3,4,5,6,7,8")
     parser.add_argument("-n", type=int, default=5000)

@@ -193,7 +193,8 @@ def _fill(config: Config, schema: pa.Schema, writers: dict, num_proc: int) -> Re
                     chosen = (_stratified_split(strata[stratum], report.sizes, room) if stratum
                               else _choose_split(group_hash, report.sizes, room))
                     group_split[group_hash] = SPLITS.index(chosen)
-                split = SPLITS[group_split.get(group_hash)] if group_hash in group_split else None
+                number = group_split.get(group_hash)
+                split = None if number is None else SPLITS[number]
                 if split not in room or report.sizes[split] >= targets[split]:
                     report.split_full += 1
                     continue

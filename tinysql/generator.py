@@ -89,7 +89,7 @@ Load the result with datasets.load_dataset("<out>") or load_dataset("<out>", "le
         configs = super().configs(options, levels, sizes)
         for config, name, level in zip(configs, self._config_names(options, levels), levels):
             config.name = name
-            config.make = functools.partial(items.make_record, options, level)  # = make_item, without an import per item
+            config.make = functools.partial(items.make_record, options, level)  # make_item without its import
         return configs
 
     def _config_names(self, options: Options, levels: list) -> list[str]:

@@ -55,8 +55,8 @@ def execute(sql: str, context: Context, read: frozenset[str] | None = None) -> l
     NULL, and `check_names` has already refused any reference to one), which spares a CREATE TABLE
     per item; the context's own CREATE statements are the same DDL restricted to its columns. With `read`
     (the column names the query mentions, from its parse), only those columns are filled: a column the
-    query never reads cannot change its rows, and binding fewer values halves the cost of the INSERTs. The
-    rows (dicts) bind by name, so no tuple is built per row.
+    query never reads cannot change its rows, and fewer values are bound. The rows (dicts) bind by name, so
+    no tuple is built per row.
     """
     connection = _connection()
     connection.execute("BEGIN")
@@ -206,7 +206,7 @@ def validate(sql: str, spec: dict, context: Context, english: str, names: dict,
         return reason
     try:
         back = sqlglot.transpile(dialect_sql, read=dialect, write="sqlite")[0]
-        if execute(back, context, read) != rows:
+        if execute(back, context) != rows:  # every column: `read` is the columns of `sql`, not of `back`
             return "dialect_mismatch"
     except (sqlglot.errors.SqlglotError, sqlite3.Error):
         return "dialect_mismatch"
