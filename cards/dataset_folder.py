@@ -29,6 +29,7 @@ import re
 import shutil
 import signal
 import tempfile
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -106,12 +107,25 @@ def replaceable(folder: Path) -> str | None:
 
 @contextlib.contextmanager
 def signals_blocked():
-    """Hold SIGINT and SIGTERM while the block runs (cleanup, forking workers); a held one arrives after it."""
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, INTERRUPTS)
+    """Hold SIGINT and SIGTERM while the block runs (cleanup, forking workers); a held one arrives after it.
+
+    Masking the calling thread is not enough: the kernel may hand a process-wide signal to another thread
+    (tqdm's monitor), and Python then runs the handler in the main thread anyway, in the middle of the block.
+    So in the main thread the handlers are also swapped for one that only remembers the signal; it is
+    raised again once the block is over and the handlers are back."""
+    held: list[int] = []
+    in_main = threading.current_thread() is threading.main_thread()
+    handlers = {sig: signal.signal(sig, lambda signum, frame: held.append(signum)) for sig in sorted(INTERRUPTS)} \
+        if in_main else {}
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, INTERRUPTS)
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a signal held by the mask is remembered now
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+        if held:
+            signal.raise_signal(held[0])
 
 
 def remove_stale(target: Path) -> None:
@@ -151,19 +165,24 @@ class DatasetFolder:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        with signals_blocked():  # a second interrupt must not stop the cleanup or the swap halfway
+        try:
+            with signals_blocked():  # a second interrupt must not stop the cleanup or the swap halfway
+                self._finish(exc_type is None)
+        finally:
             signal.signal(signal.SIGTERM, self._old_sigterm)
-            if exc_type is not None:
-                shutil.rmtree(self.tmp, ignore_errors=True)
-                return
-            os.chmod(self.tmp, 0o755)
-            if self.out.exists():
-                trash = self.out.with_name(f".{self.out.name}.old-{os.getpid()}")
-                os.rename(self.out, trash)
-                os.rename(self.tmp, self.out)
-                shutil.rmtree(trash, ignore_errors=True)
-            else:
-                os.rename(self.tmp, self.out)
+
+    def _finish(self, succeeded: bool) -> None:
+        if not succeeded:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            return
+        os.chmod(self.tmp, 0o755)
+        if self.out.exists():
+            trash = self.out.with_name(f".{self.out.name}.old-{os.getpid()}")
+            os.rename(self.out, trash)
+            os.rename(self.tmp, self.out)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.rename(self.tmp, self.out)
 
     def split_writer(self, config: str, split: str, rows: int, schema: pa.Schema) -> "SplitWriter":
         return SplitWriter(self.tmp / "data" / config, split, rows, schema)

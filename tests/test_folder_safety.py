@@ -9,12 +9,14 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
+from cards.dataset_folder import signals_blocked
 from cards.generator import command_parser
 from conftest import one_line_error
 from mcq.cli import main as mcq_gen
@@ -193,6 +195,29 @@ def test_an_interrupt_stops_the_workers_and_cleans_up(tmp_path, signum):
     assert status == 130 and err.strip().splitlines()[-1] == "tinysql-gen: interrupted" and "Traceback" not in err
     assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()], "workers left behind (or unreaped)"
     assert os.listdir(tmp_path) == []
+
+
+def test_an_interrupt_another_thread_receives_waits_for_the_end_of_the_block():
+    """The kernel hands a process-wide signal to any thread that does not mask it (tqdm's monitor), and Python
+    runs the handler in the main thread: masking the main thread alone let it land inside the block that
+    forks the pool, before the pool was assigned, and orphaned a replacement worker."""
+    ready, sent, finished = threading.Event(), threading.Event(), []
+
+    def send():  # started before the block, so SIGINT is not masked in this thread
+        ready.wait(5)
+        os.kill(os.getpid(), signal.SIGINT)
+        sent.set()
+
+    thread = threading.Thread(target=send)
+    thread.start()
+    with pytest.raises(KeyboardInterrupt):
+        with signals_blocked():
+            ready.set()
+            assert sent.wait(5)
+            sum(range(100_000))  # bytecode, at which Python runs pending handlers
+            finished.append(True)
+    thread.join()
+    assert finished == [True]
 
 
 # 4. impossible sizes are refused before any work
