@@ -205,18 +205,22 @@ def test_an_interrupt_another_thread_receives_waits_for_the_end_of_the_block():
 
     def send():  # started before the block, so SIGINT is not masked in this thread
         ready.wait(5)
-        os.kill(os.getpid(), signal.SIGINT)
+        signal.pthread_kill(threading.get_ident(), signal.SIGINT)  # this thread takes it, as the kernel may choose
         sent.set()
 
     thread = threading.Thread(target=send)
-    thread.start()
-    with pytest.raises(KeyboardInterrupt):
-        with signals_blocked():
-            ready.set()
-            assert sent.wait(5)
-            sum(range(100_000))  # bytecode, at which Python runs pending handlers
-            finished.append(True)
-    thread.join()
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # a run in the background inherits SIG_IGN
+    try:
+        thread.start()
+        with pytest.raises(KeyboardInterrupt):
+            with signals_blocked():
+                ready.set()
+                assert sent.wait(5)
+                sum(range(100_000))  # bytecode, at which Python runs pending handlers
+                finished.append(True)
+    finally:
+        thread.join()
+        signal.signal(signal.SIGINT, previous)
     assert finished == [True]
 
 
