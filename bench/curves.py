@@ -4,8 +4,8 @@ corpus has digits), so that runs of different objectives can be compared step by
 
     python bench/curves.py zoo-build/runs/multmath-3x3-aux-nano zoo-build/runs/multmath-3x3-nocot-nano
 
-The runs are folders that `zoo build` (or zoo-train) wrote; the shipped releases carry no log, so
-this reads the build folder.
+The folders are runs that `zoo build` (or zoo-train) wrote, read from their log.jsonl, or releases
+(the shipped `zoo/NAME`), read from the curve.json that a run keeps beside its weights.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from pathlib import Path
 
 
 def evaluations(run: Path) -> list[dict]:
+    if not (run / "log.jsonl").is_file():
+        return json.loads((run / "curve.json").read_text())
     lines = (run / "log.jsonl").read_text().splitlines()
     return [{"step": e["step"], **e["eval"]} for e in map(json.loads, lines) if "eval" in e and "error" not in e["eval"]]
 
@@ -29,13 +31,13 @@ def row(run: Path, e: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("runs", nargs="+", type=Path, help="zoo-train run folders (with log.jsonl)")
+    parser.add_argument("runs", nargs="+", type=Path, help="zoo-train run folders or releases (log.jsonl or curve.json)")
     args = parser.parse_args(argv)
     print("| run | step | exact match | digit / label accuracy | per digit c0 (lowest) .. |")
     print("|---|---|---|---|---|")
     for run in args.runs:
-        if not (run / "log.jsonl").is_file():
-            print(f"curves: {run} has no log.jsonl", file=sys.stderr)
+        if not any((run / name).is_file() for name in ("log.jsonl", "curve.json")):
+            print(f"curves: {run} has neither log.jsonl nor curve.json", file=sys.stderr)
             return 2
         for e in evaluations(run):
             print(row(run, e))

@@ -32,6 +32,7 @@ METRIC_NAMES = {  # how the card names a metric (any other is named by its key)
     "label_accuracy": "label accuracy (argmax of the label log-likelihoods)",
     "gold_probability": "mean probability of the gold label",
 }
+OWN_SCORES = ("digit_accuracy", "label_accuracy", "normalized_match")  # a task's score beside exact match
 PACKAGES = ["interp-zoo", "torch", "transformers", "accelerate", "tokenizers"]
 
 
@@ -61,6 +62,7 @@ class ModelDescription:
     corpus_command: str | None = None  # the generator command that makes the corpus, if it is known
     example: dict | None = None  # {"prompt", "completion"}: one test prompt and its trained completion
     evaluation_note: str | None = None  # replaces the results: a run not evaluated, or whose evaluation failed
+    curve: list[dict] = field(default_factory=list)  # the validation evaluations during training (curve.json)
 
 
 def worked_example(view, record: dict, keeps_cot: bool = True) -> dict:
@@ -98,8 +100,20 @@ def model_card(d: ModelDescription) -> str:
         scores=[(METRIC_NAMES.get(k, k), v) for k, v in scores.items()],
         by_position=d.metrics.get("digit_accuracy_by_position") or [], duration=duration(d.seconds),
         versions=", ".join(versions(PACKAGES)), here=HERE,
-        prompt_literal=repr(d.example["prompt"]) if d.example else None)
+        prompt_literal=repr(d.example["prompt"]) if d.example else None, curve=curve_rows(d.curve))
     return card.content.rstrip("\n") + "\n"
+
+
+def curve_rows(curve: list[dict]) -> list[dict]:
+    """The card's learning-curve table: per evaluation, the step, exact match, the task's own score (digit
+    accuracy, label accuracy or normalized match) and the accuracy of each answer digit, formatted."""
+    rows = []
+    for e in curve:
+        other = next((k for k in OWN_SCORES if isinstance(e.get(k), float)), None)
+        rows.append({"step": f"{e['step']:,}", "n": e.get("n"), "exact": f"{e['exact_match']:.3f}",
+                     "other": f"{METRIC_NAMES[other]} {e[other]:.3f}" if other else "",
+                     "digits": " ".join(f"{x:.2f}" for x in e.get("digit_accuracy_by_position") or [])})
+    return rows
 
 
 def for_repo(text: str, repo_id: str, dataset_repo_id: str | None = None) -> str:

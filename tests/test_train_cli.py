@@ -64,6 +64,17 @@ def test_tinysql_run_writes_a_loadable_hub_ready_folder(corpora, sql_run):
     assert [e["step"] for e in evals] == [15, 30] and evals[0]["eval"]["n"] == 8
 
 
+def test_the_learning_curve_is_kept_beside_the_weights_and_shown_in_the_card(sql_run):
+    curve = json.loads((sql_run / "curve.json").read_text())
+    evals = [{"step": e["step"], **e["eval"]} for e in loop.read_log(sql_run) if "eval" in e]
+    assert curve == evals and [e["step"] for e in curve] == [15, 30]
+    card = (sql_run / "README.md").read_text()
+    rows = [line for line in card.splitlines() if line.startswith(("| 15 |", "| 30 |"))]
+    assert [row.split(" | ")[1] for row in rows] == [f"{e['exact_match']:.3f}" for e in curve]
+    assert f"normalized SQL match (TinySQL scorer) {curve[1]['normalized_match']:.3f}" in rows[1]
+    assert "first 8 records of the validation split" in card
+
+
 def test_manifest_records_the_run_and_what_the_corpus_card_said(sql_run):
     manifest = RunManifest.from_folder(sql_run)
     assert (manifest.generator, manifest.corpus, manifest.corpus_config) == ("tinysql", "sql", "level1")

@@ -1,13 +1,14 @@
 """The Hub-ready folder a run ends with: weights, config, generation config, tokenizer,
-`metrics.json`, `curve.png` and the `README.md` model card (the manifest, `training_args.json`,
+`metrics.json`, `curve.png`, `curve.json` and the `README.md` model card (the manifest, `training_args.json`,
 is `train.manifest`'s).
 
 Weights go through `save_pretrained` (safetensors, sharded above 2 GB), so
 `AutoModelForCausalLM.from_pretrained(folder)` and `AutoTokenizer.from_pretrained(folder)` load
 them, under transformers 4.x as well as 5 (the rotary settings are repeated under 4.x's keys, and
 the tokenizer class is written as one both know: `train.tokenizer.save_tokenizer`). An objective's
-own files (the aux regression heads) are the objective's to save (`train.objectives`). The model
-card is filled from the manifest (`write_card`); a run that was not evaluated, or whose evaluation
+own files (the aux regression heads) are the objective's to save (`train.objectives`). `curve.json`
+keeps the run's periodic validation evaluations (the log is not released, the curve is), and the model
+card is filled from the manifest and that curve (`write_card`); a run that was not evaluated, or whose evaluation
 failed, has its card's evaluation section replaced by a sentence saying so. `quiet()` silences the
 progress bars of transformers and datasets (`--no-progress`).
 """
@@ -53,23 +54,37 @@ def write_json(path: Path, value) -> None:
     path.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
 
 
-def plot(out: Path, log: list[dict]) -> None:
-    """curve.png: training loss per step and, if the run evaluated on the way, exact match per step."""
+CURVE = "curve.json"  # the validation evaluations made during training, one object per evaluation
+
+
+def write_curve(out: Path, log: list[dict]) -> None:
+    """curve.json (the periodic validation evaluations of the log: step and metrics) and curve.png (training
+    loss per step and, if the run evaluated on the way, exact match per step)."""
+    evals = [{"step": e["step"], **e["eval"]} for e in log if "eval" in e and "exact_match" in e["eval"]]
+    write_json(out / CURVE, evals)
+    plot(out / "curve.png", [e for e in log if "loss" in e], evals)
+
+
+def read_curve(folder: Path) -> list[dict]:
+    """The validation evaluations a run folder or release keeps in curve.json ([] if it has none)."""
+    file = folder / CURVE
+    return json.loads(file.read_text(encoding="utf-8")) if file.is_file() else []
+
+
+def plot(file: Path, train: list[dict], evals: list[dict]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    train = [e for e in log if "loss" in e]
-    evals = [e for e in log if "eval" in e and "exact_match" in e["eval"]]
     fig, axes = plt.subplots(1, 2 if evals else 1, figsize=(10 if evals else 5, 3.5), squeeze=False)
     axes[0][0].plot([e["step"] for e in train], [e["loss"] for e in train])
     axes[0][0].set(xlabel="optimizer step", ylabel="training loss", yscale="log", title="loss")
     if evals:
-        axes[0][1].plot([e["step"] for e in evals], [e["eval"]["exact_match"] for e in evals], marker="o")
+        axes[0][1].plot([e["step"] for e in evals], [e["exact_match"] for e in evals], marker="o")
         axes[0][1].set(xlabel="optimizer step", ylabel="exact match (validation)", ylim=(0, 1), title="accuracy")
     fig.tight_layout()
-    fig.savefig(out / "curve.png", dpi=100)
+    fig.savefig(file, dpi=100)
     plt.close(fig)
 
 
@@ -92,5 +107,5 @@ def write_card(out: Path, m: RunManifest, metrics: dict, task: str, levels: list
         objective=c.objective.name, objective_text=c.objective.text, metrics=metrics, parameters=m.parameters,
         architecture=m.architecture, command=m.command, hardware=m.hardware,
         seconds=m.seconds, steps=m.steps, generator=m.generator, base_model=c.base, preset=c.preset, levels=levels,
-        training=c.card_table(), corpus_command=m.corpus_command, example=example,
+        training=c.card_table(), corpus_command=m.corpus_command, example=example, curve=read_curve(out),
         evaluation_note=note.strip() if note else None)), encoding="utf-8")

@@ -95,7 +95,7 @@ def run(config: RunConfig) -> dict | None:
         parameters=presets.parameter_counts(model), architecture=model.config.model_type,
         vocab_size=model.config.vocab_size)
     manifest.write(out)
-    output.plot(out, loop.read_log(out))
+    output.write_curve(out, loop.read_log(out))
     try:
         metrics = final_evaluation(out, corpus.view, head(corpus.splits[split], config.eval_limit) if split else [],
                                    config)
