@@ -11,16 +11,17 @@ The folders are runs that `zoo build` (or zoo-train) wrote, read from their log.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from train.loop import read_log  # noqa: E402
+from train.output import read_curve, validation_curve  # noqa: E402
+
 
 def evaluations(run: Path) -> list[dict]:
-    if not (run / "log.jsonl").is_file():
-        return json.loads((run / "curve.json").read_text())
-    lines = (run / "log.jsonl").read_text().splitlines()
-    return [{"step": e["step"], **e["eval"]} for e in map(json.loads, lines) if "eval" in e and "error" not in e["eval"]]
+    return validation_curve(read_log(run)) if (run / "log.jsonl").is_file() else read_curve(run)
 
 
 def row(run: Path, e: dict) -> str:
@@ -31,7 +32,8 @@ def row(run: Path, e: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("runs", nargs="+", type=Path, help="zoo-train run folders or releases (log.jsonl or curve.json)")
+    parser.add_argument("runs", nargs="+", type=Path,
+                        help="zoo-train run folders or releases (log.jsonl or curve.json)")
     args = parser.parse_args(argv)
     print("| run | step | exact match | digit / label accuracy | per digit c0 (lowest) .. |")
     print("|---|---|---|---|---|")

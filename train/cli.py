@@ -39,8 +39,8 @@ objectives:
 {objectives}
 
 OUT ends up holding model.safetensors, config.json, generation_config.json, the tokenizer,
-metrics.json, training_args.json (the run manifest), log.jsonl, curve.png, curve.json and a README.md model
-card. Checkpoints go to OUT/checkpoints/ while training (--save-every); --resume continues from
+metrics.json, training_args.json (the run manifest), log.jsonl, curve.png, curve.json and a
+README.md model card. Checkpoints go to OUT/checkpoints/ while training (--save-every); --resume continues from
 the newest one and ends with the same weights as an uninterrupted run. Everything but metrics.json
 is written before the final evaluation (on all of the split, or --eval-limit N records; --no-eval
 skips it; records longer than the model's context are skipped and counted as skipped_too_long):

@@ -1,15 +1,15 @@
 """The Hub-ready folder a run ends with: weights, config, generation config, tokenizer,
-`metrics.json`, `curve.png`, `curve.json` and the `README.md` model card (the manifest, `training_args.json`,
-is `train.manifest`'s).
+`metrics.json`, `curve.png`, `curve.json` and the `README.md` model card (the manifest,
+`training_args.json`, is `train.manifest`'s).
 
 Weights go through `save_pretrained` (safetensors, sharded above 2 GB), so
 `AutoModelForCausalLM.from_pretrained(folder)` and `AutoTokenizer.from_pretrained(folder)` load
 them, under transformers 4.x as well as 5 (the rotary settings are repeated under 4.x's keys, and
 the tokenizer class is written as one both know: `train.tokenizer.save_tokenizer`). An objective's
 own files (the aux regression heads) are the objective's to save (`train.objectives`). `curve.json`
-keeps the run's periodic validation evaluations (the log is not released, the curve is), and the model
-card is filled from the manifest and that curve (`write_card`); a run that was not evaluated, or whose evaluation
-failed, has its card's evaluation section replaced by a sentence saying so. `quiet()` silences the
+keeps the run's periodic validation evaluations (the log is not released, the curve is), and the
+model card is filled from the manifest and that curve (`write_card`); a run that was not evaluated,
+or whose evaluation failed, has its card's evaluation section replaced by a sentence saying so. `quiet()` silences the
 progress bars of transformers and datasets (`--no-progress`).
 """
 
@@ -57,10 +57,15 @@ def write_json(path: Path, value) -> None:
 CURVE = "curve.json"  # the validation evaluations made during training, one object per evaluation
 
 
+def validation_curve(log: list[dict]) -> list[dict]:
+    """The periodic validation evaluations of a run's log (step and metrics), failed ones left out."""
+    return [{"step": e["step"], **e["eval"]} for e in log if "eval" in e and "exact_match" in e["eval"]]
+
+
 def write_curve(out: Path, log: list[dict]) -> None:
-    """curve.json (the periodic validation evaluations of the log: step and metrics) and curve.png (training
-    loss per step and, if the run evaluated on the way, exact match per step)."""
-    evals = [{"step": e["step"], **e["eval"]} for e in log if "eval" in e and "exact_match" in e["eval"]]
+    """curve.json (`validation_curve`) and curve.png (training loss per step and, if the run evaluated on
+    the way, exact match per step)."""
+    evals = validation_curve(log)
     write_json(out / CURVE, evals)
     plot(out / "curve.png", [e for e in log if "loss" in e], evals)
 
