@@ -35,12 +35,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("runs", nargs="+", type=Path,
                         help="zoo-train run folders or releases (log.jsonl or curve.json)")
     args = parser.parse_args(argv)
+    missing = next((run for run in args.runs
+                    if not any((run / name).is_file() for name in ("log.jsonl", "curve.json"))), None)
+    if missing is not None:  # checked before printing, so a bad folder leaves no half table
+        print(f"curves: {missing} has neither log.jsonl nor curve.json", file=sys.stderr)
+        return 2
     print("| run | step | exact match | digit / label accuracy | per digit c0 (lowest) .. |")
     print("|---|---|---|---|---|")
     for run in args.runs:
-        if not any((run / name).is_file() for name in ("log.jsonl", "curve.json")):
-            print(f"curves: {run} has neither log.jsonl nor curve.json", file=sys.stderr)
-            return 2
         for e in evaluations(run):
             print(row(run, e))
     return 0
