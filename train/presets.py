@@ -14,7 +14,8 @@ corpus, so the embedding matrices (and the total count) are smaller than the ori
 runs are reproducible and resumable bit for bit. Each preset also carries the peak learning rate a
 run uses unless it is given one (`BASE_LR` when fine-tuning a `--base` model). Importing this module
 loads neither torch nor transformers (the run settings, `train.config`, read the preset names from
-it). """
+it).
+"""
 
 from __future__ import annotations
 
