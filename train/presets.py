@@ -5,16 +5,16 @@ A preset is a shape (layers, width, heads, MLP width, context); `--arch` picks t
 built in. `nano` (2 layers, 256 wide, 4 heads, rotary positions) learns TinySQL level 1 to 0.92
 exact match in 6,000 steps (88 min on one CPU thread), and to 0.958 with 6,000 more
 (`tinysql-l1-nano-long`): per second of CPU it learned the column-copying order faster than the
-4-layer GPT-2 and llama shapes that were tried, and than a 3-layer, 8-head shape of the same width. The large presets mirror published models: `33m` is
-TinyStories-33M (GPT-Neo, 4 layers, 768 wide, 16 heads, alternating global/local attention), `0.5b`
-is Qwen2.5-0.5B (24 layers, 896 wide, 14 query and 2 key/value heads) and `1b` is Llama-3.2-1B (16
-layers, 2048 wide, 32 query and 8 key/value heads). Their vocabulary is the one of the tokenizer
-trained on the corpus, so the embedding matrices (and the total count) are smaller than the
-originals'; `parameter_counts` gives the exact numbers written in the model card. Dropout is off
-everywhere: runs are reproducible and resumable bit for bit. Each preset also carries the peak
-learning rate a run uses unless it is given one (`BASE_LR` when fine-tuning a `--base` model).
-Importing this module loads neither torch nor transformers (the run settings, `train.config`, read
-the preset names from it).
+4-layer GPT-2 and llama shapes that were tried, and than a 3-layer, 8-head shape of the same width.
+The large presets mirror published models: `33m` is TinyStories-33M (GPT-Neo, 4 layers, 768 wide, 16
+heads, alternating global/local attention), `0.5b` is Qwen2.5-0.5B (24 layers, 896 wide, 14 query
+and 2 key/value heads) and `1b` is Llama-3.2-1B (16 layers, 2048 wide, 32 query and 8 key/value
+heads). Their vocabulary is the one of the tokenizer trained on the corpus, so the embedding
+matrices (and the total count) are smaller than the originals'; `parameter_counts` gives the exact
+numbers written in the model card. Dropout is off everywhere: runs are reproducible and resumable
+bit for bit. Each preset also carries the peak learning rate a run uses unless it is given one
+(`BASE_LR` when fine-tuning a `--base` model). Importing this module loads neither torch nor
+transformers (the run settings, `train.config`, read the preset names from it).
 """
 
 from __future__ import annotations
