@@ -36,6 +36,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import sys
@@ -490,11 +491,20 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in [header, *rows])
 
 
+def _shape(e: dict) -> str:
+    """Where an entry's shape comes from: its preset, or the model its training fine-tuned."""
+    if e["preset"]:
+        return f"{e['preset']} preset"
+    words = shlex.split(e["train_command"])
+    base = words[words.index("--base") + 1] if "--base" in words[:-1] else None
+    return f"fine-tuned from {base}" if base else "no preset"
+
+
 def _info(args) -> int:
     e = lookup(args.name, args.registry)
     if args.card and not e["published"]:
         raise UsageError(f"{e['name']} is not published (the registry marks it unpublished): no card to fetch")
-    print(f"{e['name']}: a {e['parameters']:,}-parameter {e['architecture']} ({e['preset']} preset), "
+    print(f"{e['name']}: a {e['parameters']:,}-parameter {e['architecture']} ({_shape(e)}), "
           f"{e['task']} {e['level']}, objective {e['objective']}")
     print(f"repo:      {e['repo_id']} @ {e['revision'] or '(no pinned revision)'}"
           f" ({'published' if e['published'] else 'not published'})")

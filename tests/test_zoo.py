@@ -205,6 +205,15 @@ def test_list_filters_and_info(registry, tmp_path, capsys):
     assert zoo.main(["--registry", str(registry), "info", "tiny-test"]) == 0
     out = capsys.readouterr().out
     assert "org/tiny @ v1 (published)" in out and zoo.read_registry(registry)[0]["files"]["model.safetensors"] in out
+    assert "(tiny preset)" in out
+
+
+def test_info_names_the_base_of_a_fine_tuned_entry(tmp_path, capsys):
+    registry = tmp_path / "zoo.json"
+    entry = an_entry(preset=None, train_command="zoo-train --data q --out m --base m-nano --max-steps 10")
+    zoo.write_registry([entry], registry)
+    assert zoo.main(["--registry", str(registry), "info", "m"]) == 0
+    assert "(fine-tuned from m-nano)" in capsys.readouterr().out
 
 
 def an_entry(**changes) -> dict:
