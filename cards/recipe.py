@@ -44,19 +44,20 @@ class Row:
     @property
     def level(self) -> str | None:
         """The corpus config trained on, as the registry names it (level3, 4x4)."""
-        config = _option(self.train, "--config")
+        config = option_value(self.train, "--config")
         if config:
             return config
-        digits, level = _option(self.corpus_command, "--digits"), _option(self.corpus_command, "--level")
+        digits = option_value(self.corpus_command, "--digits")
+        level = option_value(self.corpus_command, "--level")
         return digits or (f"level{level}" if level and level.isdigit() else level)
 
     @property
     def preset(self) -> str | None:
-        return _option(self.train, "--preset")
+        return option_value(self.train, "--preset")
 
     @property
     def objective(self) -> str:
-        return _option(self.train, "--objective") or "sft"
+        return option_value(self.train, "--objective") or "sft"
 
     def corpus_argv(self, out: Path) -> list[str]:
         return [*shlex.split(self.corpus_command), "--out", str(out)]
@@ -70,7 +71,8 @@ class Row:
         return f"zoo build --only {self.name}"
 
 
-def _option(command: str, option: str) -> str | None:
+def option_value(command: str, option: str) -> str | None:
+    """The value `option` has in `command` (a shell command line), or None."""
     words = shlex.split(command)
     return words[words.index(option) + 1] if option in words[:-1] else None
 

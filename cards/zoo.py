@@ -36,7 +36,6 @@ import hashlib
 import json
 import os
 import re
-import shlex
 import shutil
 import signal
 import sys
@@ -493,10 +492,11 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 def _shape(e: dict) -> str:
     """Where an entry's shape comes from: its preset, or the model its training fine-tuned."""
+    from cards.recipe import option_value
+
     if e["preset"]:
         return f"{e['preset']} preset"
-    words = shlex.split(e["train_command"])
-    base = words[words.index("--base") + 1] if "--base" in words[:-1] else None
+    base = option_value(e["train_command"], "--base")
     return f"fine-tuned from {base}" if base else "no preset"
 
 
