@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import subprocess
 import sys
 import tempfile
@@ -28,11 +27,12 @@ sys.path.insert(0, str(ROOT))
 from cards import zoo  # noqa: E402
 from cards.build import without_out  # noqa: E402
 from cards.card import read_corpus_metadata  # noqa: E402
+from cards.recipe import option_value  # noqa: E402
 
 
 def corpus_for(entry: dict, build_dir: Path, scratch: Path) -> Path:
     command = entry["corpus"]["command"]
-    name = shlex.split(command)[shlex.split(command).index("--out") + 1]
+    name = option_value(command, "--out")
     kept = build_dir / "corpora" / name
     if kept.is_dir() and without_out(read_corpus_metadata(kept).command) == without_out(command):
         return kept
