@@ -400,7 +400,26 @@ def listing(registry: str | None = None) -> list[dict]:
     items += [{"name": r.name, "task": r.task, "level": r.level, "objective": r.objective, "preset": r.preset,
                "parameters": None, "metrics": {}, "available": availability(None), "tier": r.tier,
                "build": r.build_command} for r in rows.values() if r.name not in known]
+    bases = {r.name: r.base for r in rows.values()} | {e["name"]: _base(e) for e in entries}
+    presets = {item["name"]: item["preset"] for item in items}
+    for item in items:
+        item["preset"] = inherited_preset(item["name"], presets, bases)
     return items
+
+
+def inherited_preset(name: str, presets: dict, bases: dict) -> str | None:
+    """A checkpoint's size: its own preset, else that of the model it was fine-tuned from (down the chain)."""
+    seen = {name}
+    while not presets.get(name) and bases.get(name) and bases[name] not in seen:
+        name = bases[name]
+        seen.add(name)
+    return presets.get(name)
+
+
+def _base(e: dict) -> str | None:
+    from cards.recipe import option_value
+
+    return option_value(e["train_command"], "--base")
 
 
 def recipe_rows(registry: str | None = None) -> list:
@@ -492,11 +511,9 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 def _shape(e: dict) -> str:
     """Where an entry's shape comes from: its preset, or the model its training fine-tuned."""
-    from cards.recipe import option_value
-
     if e["preset"]:
         return f"{e['preset']} preset"
-    base = option_value(e["train_command"], "--base")
+    base = _base(e)
     return f"fine-tuned from {base}" if base else "no preset"
 
 

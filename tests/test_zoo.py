@@ -216,6 +216,21 @@ def test_info_names_the_base_of_a_fine_tuned_entry(tmp_path, capsys):
     assert "(fine-tuned from m-nano)" in capsys.readouterr().out
 
 
+def test_a_fine_tuned_entry_has_the_size_of_its_base(tmp_path, capsys):
+    registry = tmp_path / "zoo.json"
+    tune = "zoo-train --data q --out {} --base {} --max-steps 10"
+    entries = [an_entry(name="m-nano", preset="nano"), an_entry(name="m-long", preset=None,
+               train_command=tune.format("m-long", "m-nano")), an_entry(name="m-longer", preset=None,
+               train_command=tune.format("m-longer", "m-long")), an_entry(name="loop", preset=None,
+               train_command=tune.format("loop", "loop"))]
+    zoo.write_registry(entries, registry)
+    assert zoo.main(["--registry", str(registry), "list", "--size", "nano", "--json"]) == 0
+    listed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert sorted((e["name"], e["preset"]) for e in listed) == [("m-long", "nano"), ("m-longer", "nano"), ("m-nano", "nano")]
+    assert zoo.main(["--registry", str(registry), "list"]) == 0
+    assert re.search(r"^loop .* - ", capsys.readouterr().out, re.M)  # a base that is itself: no size, no hang
+
+
 def an_entry(**changes) -> dict:
     """A valid registry entry, with `changes`."""
     entry = {"name": "m", "repo_id": "org/m", "revision": None, "published": False, "task": "mcq", "level": "level1",
