@@ -105,7 +105,7 @@ def test_model_card_states_results_size_command_and_hardware(sql_run):
     assert "## Intended use" in card.text and f"{facts['parameters']['total']:,}" in card.text
 
 
-@pytest.mark.parametrize("objective", ["sft", "icot", "nocot", "aux"])
+@pytest.mark.parametrize("objective", ["sft", "lm", "icot", "nocot", "aux"])
 def test_every_multmath_objective_trains(corpora, tmp_path, cli, objective):
     extra = ["--icot-per-epoch", "40"] if objective == "icot" else []
     status, out = train_run(cli, tmp_path, objective, "--data", corpora / "mm", "--preset", "tiny", "--objective",

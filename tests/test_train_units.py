@@ -225,6 +225,22 @@ def test_labels_mask_the_prompt_and_cover_the_completion_and_eos(mm, digit_token
     assert digit_tokenizer.decode(nocot.answer[0]).split() == f"#### {records[0]['answer']} <|endoftext|>".split()
 
 
+def test_the_lm_objective_labels_every_token_but_the_padding(mm, digit_tokenizer):
+    records = mm.splits["train"].select(range(4))
+    enc, _ = data.encode(records, mm.view, digit_tokenizer)
+    pad = digit_tokenizer.pad_token_id
+    masked = data.collate(enc, [0, 1], pad)
+    batch = OBJECTIVES["lm"].micro_batch(enc, [0, 1], pad, step=0, per_epoch=1, seed=0, stream=0)
+    assert torch.equal(batch["input_ids"], masked["input_ids"])
+    length = batch["attention_mask"].sum(dim=1)
+    for j in range(2):
+        labels = batch["labels"][j]
+        assert torch.equal(labels[:length[j]], batch["input_ids"][j, :length[j]])
+        assert (labels[length[j]:] == -100).all()
+    prompt_len = len(enc.prompt[0])  # the completion is labelled as sft labels it
+    assert torch.equal(batch["labels"][0, prompt_len:], masked["labels"][0, prompt_len:])
+
+
 def test_mcq_completion_is_the_gold_label(opened):
     mcq = opened["mcq"]
     records = mcq.splits["train"].select(range(3))

@@ -23,7 +23,7 @@ which ends with EOS. A view with an
 `answer_prefix` (multmath's ` ####`) has it, and any whitespace after the answer proper, tokenised
 apart from the answer proper, so that starts at the same token (`digits_at`) in every record and
 ends at `digits_end`. Labels are -100 on the
-prompt (and on padding): the loss is on the completion only. Objectives that train without the
+prompt (and on padding): the loss is on the completion only, or on every token with `--objective lm`. Objectives that train without the
 chain of thought drop it here (`keep_cot=False`); icot removes its first tokens at batch time
 (`collate`). Records are read and tokenised in chunks of `CHUNK` (`records_in_chunks`: datasets'
 row-by-row access costs more than the tokenising), with a progress bar. Batches are grouped by
@@ -370,11 +370,13 @@ def real_fraction(lengths: list[int], plan: list[list[int]]) -> float:
     return real / computed if computed else 1.0
 
 
-def collate(enc: Encoded, indices: list[int], pad_id: int, removed: list[int] | None = None) -> dict[str, torch.Tensor]:
-    """Right-padded input_ids, attention_mask and labels (-100 on prompt and padding) for `indices`,
-    with the first `removed[j]` CoT tokens of example j left out."""
+def collate(enc: Encoded, indices: list[int], pad_id: int, removed: list[int] | None = None,
+            prompt_loss: bool = False) -> dict[str, torch.Tensor]:
+    """Right-padded input_ids, attention_mask and labels (-100 on padding, and on the prompt unless
+    `prompt_loss`) for `indices`, with the first `removed[j]` CoT tokens of example j left out."""
     removed = removed or [0] * len(indices)
-    rows = [(enc.prompt[i] + enc.cot[i][r:] + enc.answer[i], len(enc.prompt[i])) for i, r in zip(indices, removed)]
+    rows = [(enc.prompt[i] + enc.cot[i][r:] + enc.answer[i], 0 if prompt_loss else len(enc.prompt[i]))
+            for i, r in zip(indices, removed)]
     width = max(len(ids) for ids, _ in rows)
     input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     labels = torch.full((len(rows), width), -100, dtype=torch.long)

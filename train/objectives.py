@@ -2,6 +2,8 @@
 each optimizer step, what it adds to the loss, and how the model card and `--help` describe it.
 
 - `sft`: loss on the completion only (prompt tokens masked);
+- `lm`: loss on every token, the prompt too: more signal per record where the completion is a few
+  tokens (an MCQ label), and the copying the prompt asks for is trained as well;
 - `nocot`: answer only, the chain of thought left out (the standard fine-tuning baseline);
 - `icot`: stepwise internalization of the chain of thought (`train.icot`): CoT tokens removed
   from its start as training goes on, with removal smoothing and an optimizer reset at each removal;
@@ -106,6 +108,18 @@ class NoCot(Objective):
     text = "answer-only training (no chain of thought), the standard fine-tuning baseline"
     keeps_cot = False
     needs = ("a chain of thought", has_chain_of_thought)
+
+
+@dataclass(frozen=True)
+class WholeText(Objective):
+    name = "lm"
+    summary = "loss on every token, the prompt too (language modelling of the whole record)"
+    text = "language modelling of the whole record: loss on the prompt and the completion"
+
+    def micro_batch(self, data, indices, pad_id, step, per_epoch, seed, stream):
+        from train.data import collate
+
+        return collate(data, indices, pad_id, prompt_loss=True)
 
 
 @dataclass(frozen=True)
@@ -256,7 +270,7 @@ class RemoveNorm(Objective):
         return compare(model, tokenizer, records, view, base, batch_size)
 
 
-OBJECTIVES: dict[str, Objective] = {o.name: o for o in (Objective(), Icot(), NoCot(), Aux(), RemoveNorm())}
+OBJECTIVES: dict[str, Objective] = {o.name: o for o in (Objective(), WholeText(), Icot(), NoCot(), Aux(), RemoveNorm())}
 
 
 def objective(chosen: str | Objective, values: dict | None = None) -> Objective:
