@@ -17,19 +17,17 @@ the ICoT code (Deng et al.), ` A * B <eos> COT <eos> #### C <eos>` with a space 
 meant for GPT-2's BPE tokenizer (`OriginalLayout`: the prompt ends with the first EOS, the CoT is what lies
 between the two, the answer starts with the second, which stays when the CoT is removed or left out).
 
-The pieces are tokenised separately and concatenated: the prompt with the tokenizer's special
-tokens (a chat prompt without: its template writes them), the chain of thought, and the answer,
-which ends with EOS. A view with an
-`answer_prefix` (multmath's ` ####`) has it, and any whitespace after the answer proper, tokenised
-apart from the answer proper, so that starts at the same token (`digits_at`) in every record and
-ends at `digits_end`. Labels are -100 on the
-prompt (and on padding): the loss is on the completion only, or on every token with `--objective lm`. Objectives that train without the
-chain of thought drop it here (`keep_cot=False`); icot removes its first tokens at batch time
-(`collate`). Records are read and tokenised in chunks of `CHUNK` (`records_in_chunks`: datasets'
-row-by-row access costs more than the tokenising), with a progress bar. Batches are grouped by
-length: shuffled, sorted by length within windows of 64
-batches, then the batch order is shuffled, all from (seed, epoch), so a resumed run sees the
-same batches.
+The pieces are tokenised separately and concatenated: the prompt with the tokenizer's special tokens (a
+chat prompt without: its template writes them), the chain of thought, and the answer, which ends with
+EOS. A view with an `answer_prefix` (multmath's ` ####`) has it, and any whitespace after the answer
+proper, tokenised apart from the answer proper, so that starts at the same token (`digits_at`) in every
+record and ends at `digits_end`. Labels are -100 on the prompt (and on padding): the loss is on the
+completion only, or on every token with `--objective lm`. Objectives that train without the chain of
+thought drop it here (`keep_cot=False`); icot removes its first tokens at batch time (`collate`).
+Records are read and tokenised in chunks of `CHUNK` (`records_in_chunks`: datasets' row-by-row access
+costs more than the tokenising), with a progress bar. Batches are grouped by length: shuffled, sorted by
+length within windows of 64 batches, then the batch order is shuffled, all from (seed, epoch), so a
+resumed run sees the same batches.
 """
 
 from __future__ import annotations
