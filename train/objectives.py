@@ -2,8 +2,8 @@
 each optimizer step, what it adds to the loss, and how the model card and `--help` describe it.
 
 - `sft`: loss on the completion only (prompt tokens masked);
-- `lm`: loss on every token, the prompt too: more signal per record where the completion is a few
-  tokens (an MCQ label), and the copying the prompt asks for is trained as well;
+- `lm`: loss on every token, the prompt too (plain language modelling of the record; on MCQ level 1
+  it stayed at chance where `sft` learned, see the README);
 - `nocot`: answer only, the chain of thought left out (the standard fine-tuning baseline);
 - `icot`: stepwise internalization of the chain of thought (`train.icot`): CoT tokens removed
   from its start as training goes on, with removal smoothing and an optimizer reset at each removal;
