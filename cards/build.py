@@ -73,7 +73,9 @@ def build(rows: list[Row], build_dir: Path, hub_dir: Path | None = None, jobs: i
 
 
 def say(text: str) -> None:
-    print(f"zoo build: {text}", file=sys.stderr, flush=True)
+    """One line on stderr, written whole: runs trained at once (--jobs) must not interleave halves."""
+    sys.stderr.write(f"zoo build: {text}\n")
+    sys.stderr.flush()
 
 
 def up_to_date(row: Row, registry: str | None) -> bool:

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -173,6 +176,33 @@ def test_a_run_with_checkpoints_is_resumed_and_a_broken_one_started_over(tmp_pat
     assert len(calls) == 2  # finished: kept
     build.train(row, tmp_path, 1, rebuild=True, show=False)
     assert calls[-1][0][-2] == "--overwrite"
+
+
+def test_progress_lines_of_runs_trained_at_once_stay_whole(monkeypatch):
+    class SlowStream:  # yields to the other threads inside each write, as a busy terminal would
+        def __init__(self):
+            self.text = ""
+
+        def write(self, chunk):
+            time.sleep(0.0005)
+            self.text += chunk
+
+        def flush(self):
+            pass
+
+    stream = SlowStream()
+    monkeypatch.setattr(build.sys, "stderr", stream)
+    def run(n):
+        for i in range(30):
+            build.say(f"run {n} step {i}")
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    lines = stream.text.splitlines()
+    assert len(lines) == 120 and all(re.fullmatch(r"zoo build: run \d step \d+", line) for line in lines)
 
 
 @pytest.mark.parametrize("change, fault", [
