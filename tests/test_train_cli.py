@@ -180,12 +180,17 @@ def test_killed_and_resumed_run_ends_with_the_same_weights(corpora, tmp_path, cl
     assert not (killed / "model.safetensors").exists()
     assert [p.name for p in (killed / CHECKPOINTS).glob("step-*")] == ["step-00000006"]
     monkeypatch.setattr(loop, "save_checkpoint", real_save)
+    saved = killed / CHECKPOINTS / "step-00000006" / "trainer.json"
+    state = json.loads(saved.read_text())
+    assert 0 < state["seconds"] < 1000
+    saved.write_text(json.dumps({**state, "seconds": 1000.0}))  # as if the first attempt had taken 1,000 s
     status, resumed = train_run(cli, tmp_path, "killed", *args, "--resume")
     assert status == 0
     a, b = load_file(straight / "model.safetensors"), load_file(resumed / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert [e["step"] for e in loop.read_log(resumed) if "loss" in e] == list(range(1, 9))
     assert losses(resumed) == losses(straight)
+    assert json.loads((resumed / "training_args.json").read_text())["seconds"] > 1000  # all attempts counted
 
 
 def test_python_entry_point_and_a_corpus_without_metadata(tmp_path):

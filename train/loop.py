@@ -105,17 +105,18 @@ def train(trainable: Trainable, data: Encoded, s: RunConfig, out: Path, pad_id: 
     scheduler = get_scheduler(s.schedule, optimizer, num_warmup_steps=s.warmup_steps, num_training_steps=steps)
     module, optimizer = accelerator.prepare(trainable, optimizer)
     accelerator.register_for_checkpointing(scheduler)
-    start = 0
+    start, spent = 0, 0.0
     if resume_from is not None:
         accelerator.load_state(str(resume_from))
-        start = json.loads((resume_from / "trainer.json").read_text())["step"]
+        saved = json.loads((resume_from / "trainer.json").read_text())
+        start, spent = saved["step"], saved.get("seconds", 0.0)  # the earlier attempts' time counts too
     if accelerator.distributed_type == DistributedType.FSDP:
         evaluate = None  # a sharded model cannot run forward on the main process alone; the final evaluation remains
     log = Log(out, start, accelerator.is_main_process, s.tensorboard)
     plans: dict = {}
     bar = tqdm(total=steps, initial=start, desc="train", disable=not (s.progress and accelerator.is_main_process),
                dynamic_ncols=True)
-    began, tokens, sums, timer = time.time(), 0, defaultdict(float), time.perf_counter()
+    began, tokens, sums, timer = time.time() - spent, 0, defaultdict(float), time.perf_counter()
     module.train()
     for step in range(start, steps):
         if objective.resets_optimizer(step, per_epoch, data):
@@ -155,7 +156,7 @@ def train(trainable: Trainable, data: Encoded, s: RunConfig, out: Path, pad_id: 
             accelerator.wait_for_everyone()
             timer += time.perf_counter() - paused  # evaluation time does not count in tokens/s
         if s.save_every and done % s.save_every == 0 and done < steps:
-            save_checkpoint(accelerator, out, done, fingerprint)
+            save_checkpoint(accelerator, out, done, fingerprint, time.time() - began)
     bar.close()
     log.close()
     accelerator.wait_for_everyone()
@@ -185,12 +186,14 @@ def param_groups(module: nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
 
 
-def save_checkpoint(accelerator: Accelerator, out: Path, step: int, fingerprint: dict) -> Path:
-    """Save the full training state at `step` under out/checkpoints/step-N, keeping only the newest."""
+def save_checkpoint(accelerator: Accelerator, out: Path, step: int, fingerprint: dict, seconds: float) -> Path:
+    """Save the full training state at `step` under out/checkpoints/step-N, keeping only the newest;
+    `seconds` (training time so far) lets a resumed run report the time of all its attempts."""
     folder = out / CHECKPOINTS / f"step-{step:08d}"
     accelerator.save_state(str(folder))
     if accelerator.is_main_process:
-        (folder / "trainer.json").write_text(json.dumps({"step": step, "run": fingerprint}, indent=1))
+        (folder / "trainer.json").write_text(json.dumps({"step": step, "seconds": seconds, "run": fingerprint},
+                                                        indent=1))
         for old in (out / CHECKPOINTS).glob("step-*"):
             if old != folder:
                 shutil.rmtree(old, ignore_errors=True)
