@@ -192,6 +192,7 @@ def test_progress_lines_of_runs_trained_at_once_stay_whole(monkeypatch):
 
     stream = SlowStream()
     monkeypatch.setattr(build.sys, "stderr", stream)
+
     def run(n):
         for i in range(30):
             build.say(f"run {n} step {i}")
