@@ -1,7 +1,8 @@
 """Check the shipped tier the way a user would: for each shipped registry entry (or the names given),
 `zoo download NAME` (offline: the shipped copy, sha256-checked), `AutoModelForCausalLM.from_pretrained`
-on the folder it prints, and `zoo-eval` on the corpus split the registry names; then a table of the
-registry's metric against the re-measured one.
+on the folder it prints, and `zoo-eval` on the records the registry measured (the first `n` of the split
+it names: a twin's release is measured on fewer); then a table of the registry's metric against the
+re-measured one.
 
     python bench/verify_zoo.py                                   # every shipped entry
     python bench/verify_zoo.py multmath-3x3-aux-nano --build-dir zoo-build
@@ -52,8 +53,8 @@ def verify(entry: dict, build_dir: Path, scratch: Path) -> list:
     corpus = corpus_for(entry, build_dir, scratch)
     began = time.time()
     out = subprocess.run(["zoo-eval", "--model", got, "--data", str(corpus), "--config", entry["level"],
-                          "--split", entry["metrics"]["split"], "--no-progress"], capture_output=True, text=True,
-                         env=env, check=True).stdout
+                          "--split", entry["metrics"]["split"], "--samples", str(entry["metrics"]["n"]),
+                          "--no-progress"], capture_output=True, text=True, env=env, check=True).stdout
     measured = json.loads(out)
     key = "exact_match"
     return [entry["name"], entry["metrics"]["n"], measured["n"], f"{entry['metrics'][key]:.4f}",
