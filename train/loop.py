@@ -1,17 +1,17 @@
 """The training loop, on accelerate: devices, mixed precision, DDP/FSDP, checkpoints and resume.
 
 Optimizer step `s` is a pure function of (seed, s): its micro-batches are those of
-`data.batches(seed, epoch)` at fixed positions, built by the objective (`train.objectives`,
-whose ICoT removal smoothing is seeded by (seed, s)). A checkpoint (`accelerator.save_state`:
-model, optimizer, scheduler, RNG states) plus the step number is therefore all a resumed run
-needs to end with the same weights as an uninterrupted one; the checkpoint also keeps the training
-time so far, so a resumed run's seconds are those of all its attempts. Gradient accumulation, clipping, the
-LR schedule (`transformers.get_scheduler`) and the optimizer resets an objective asks for live
-here; `Trainable` adds an objective's extra loss to the LM loss. Logs: JSON lines in
-`log.jsonl` (the loss, its parts and the objective's own values), a tqdm bar with the loss and
-tokens/s, and TensorBoard events under `runs/` when asked. Accelerate's warning that a checkpoint
-leaves out the tied output embeddings (`Removed shared tensor {'model.lm_head.weight'}`, reloaded
-as tied) is filtered out (`TiedWeights`); any other shared tensor is still reported.
+`data.batches(seed, epoch)` at fixed positions, built by the objective (`train.objectives`, whose
+ICoT removal smoothing is seeded by (seed, s)). A checkpoint (`accelerator.save_state`: model,
+optimizer, scheduler, RNG states) plus the step number is therefore all a resumed run needs to end
+with the same weights as an uninterrupted one; the checkpoint also keeps the training time so far,
+so a resumed run's seconds are those of all its attempts. Gradient accumulation, clipping, the LR
+schedule (`transformers.get_scheduler`) and the optimizer resets an objective asks for live here;
+`Trainable` adds an objective's extra loss to the LM loss. Logs: JSON lines in `log.jsonl` (the
+loss, its parts and the objective's own values), a tqdm bar with the loss and tokens/s, and
+TensorBoard events under `runs/` when asked. Accelerate's warning that a checkpoint leaves out the
+tied output embeddings (`Removed shared tensor {'model.lm_head.weight'}`, reloaded as tied) is
+filtered out (`TiedWeights`); any other shared tensor is still reported.
 """
 
 from __future__ import annotations
