@@ -1,12 +1,15 @@
-"""Does an MCQ checkpoint find the gold option by a duplicate-token head? Attention, per head, on the
-test records of an MCQ corpus whose distractors the context does not mention (levels 1 and 2).
+"""Does an MCQ checkpoint find the gold option by a duplicate-token head, or by how alike the options'
+embeddings are? Measured on the test records of an MCQ corpus whose distractors the context does not
+mention (levels 1 and 2).
 
-    python bench/mcq_attention.py zoo/mcq-l1-nano-cool --data zoo-build/corpora/mcq-l1 -n 300
+    python bench/mcq_attention.py zoo/mcq-l1-nano-cool --data zoo-build/corpora/mcq-l1 -n 2000
 
-For each layer and head, the mean attention from the gold option's word (in the option list) to that
-word's earlier occurrences in the context, beside the same head's largest attention from a distractor's
-word to those same tokens: a duplicate-token head has the first near 1 and the second near 0, a head
-that reads a context position whatever the option is has the two alike. Prints one markdown table per checkpoint with its label accuracy on those records.
+Per checkpoint, its label accuracy on those records and two markdown tables. First, for each layer
+and head, the mean attention from the gold option's word (in the option list) to that word's earlier
+occurrences in the context, beside the mean attention from a distractor's word to those same tokens:
+a duplicate-token head has the first near 1 and the second near 0; a head that reads a context
+position whatever the option is has the two alike. Second, label accuracy in five equal groups of
+records, ranked by the cosine between the gold word's input embedding and its nearest distractor's.
 """
 
 from __future__ import annotations
@@ -26,37 +29,55 @@ def word_positions(offsets, prompt: str, labels, choices) -> list[int]:
     return [next(i for i, (a, b) in enumerate(offsets) if a <= start < b) for start in starts]
 
 
-def measure(model, tokenizer, record) -> tuple[torch.Tensor, torch.Tensor, bool]:
-    """(heads' attention gold word -> its earlier copies, distractor words -> those copies, correct)."""
+def measure(model, tokenizer, record) -> dict:
+    """Heads' attention gold word -> its earlier copies and distractor words -> those copies; the largest
+    cosine between the gold word's input embedding and a distractor's; whether the model picks the gold."""
     encoded = tokenizer(record["prompt"], return_offsets_mapping=True)
     ids = encoded["input_ids"]
     words = word_positions(encoded["offset_mapping"], record["prompt"], record["labels"], record["choices"])
     context = min(words) - 2  # the option list starts at the first label
-    with torch.no_grad():
-        out = model(torch.tensor([ids]), output_attentions=True)
+    out = model(torch.tensor([ids]), output_attentions=True)
     attention = torch.stack(out.attentions)[:, 0]  # layer, head, query, key
     gold = words[record["answer"]]
     copies = [i for i in range(context) if ids[i] == ids[gold]]
-    to_copies = attention[:, :, gold, copies].sum(-1)
     distractors = [w for i, w in enumerate(words) if i != record["answer"]]
-    distracted = attention[:, :, distractors][..., copies].sum(-1).mean(-1)
+    embeddings = torch.nn.functional.normalize(model.get_input_embeddings().weight[[ids[w] for w in words]], dim=-1)
     labels = [tokenizer.encode(" " + label, add_special_tokens=False)[0] for label in record["labels"]]
-    picked = int(out.logits[0, -1, labels].argmax())
-    return to_copies, distracted, picked == record["answer"]
+    return {"to_copies": attention[:, :, gold, copies].sum(-1),
+            "distracted": attention[:, :, distractors][..., copies].sum(-1).mean(-1),
+            "cosine": max(float(embeddings[record["answer"]] @ embeddings[i])
+                          for i in range(len(words)) if i != record["answer"]),
+            "correct": int(out.logits[0, -1, labels].argmax()) == record["answer"]}
 
 
-def table(name: str, model, tokenizer, records) -> str:
-    rows = [measure(model, tokenizer, record) for record in records]
-    to_copies = torch.stack([r[0] for r in rows]).mean(0)
-    distracted = torch.stack([r[1] for r in rows]).mean(0)
-    accuracy = sum(r[2] for r in rows) / len(rows)
-    lines = [f"{name}: label accuracy {accuracy:.3f} on {len(rows)} records", "",
-             "| layer | head | gold word -> its copy in the context | distractor word -> that copy |",
+def head_table(rows: list[dict]) -> list[str]:
+    to_copies = torch.stack([r["to_copies"] for r in rows]).mean(0)
+    distracted = torch.stack([r["distracted"] for r in rows]).mean(0)
+    lines = ["| layer | head | gold word -> its copy in the context | distractor word -> that copy |",
              "|---|---|---|---|"]
     for layer in range(to_copies.shape[0]):
         for head in range(to_copies.shape[1]):
             lines.append(f"| {layer} | {head} | {to_copies[layer, head]:.2f} | {distracted[layer, head]:.2f} |")
-    return "\n".join(lines)
+    return lines
+
+
+def similarity_table(rows: list[dict], groups: int = 5) -> list[str]:
+    """Label accuracy in equal-size groups of records, by the gold/distractor embedding cosine."""
+    ranked = sorted(rows, key=lambda r: r["cosine"])
+    lines = ["| embedding cosine, gold vs nearest distractor | records | label accuracy |", "|---|---|---|"]
+    for g in range(groups):
+        group = ranked[g * len(ranked) // groups:(g + 1) * len(ranked) // groups]
+        if group:
+            accuracy = sum(r["correct"] for r in group) / len(group)
+            lines.append(f"| {group[0]['cosine']:.2f} to {group[-1]['cosine']:.2f} | {len(group)} | {accuracy:.3f} |")
+    return lines
+
+
+def report(name: str, model, tokenizer, records) -> str:
+    rows = [measure(model, tokenizer, record) for record in records]
+    accuracy = sum(r["correct"] for r in rows) / len(rows)
+    return "\n".join([f"{name}: label accuracy {accuracy:.3f} on {len(rows)} records", "", *head_table(rows), "",
+                      *similarity_table(rows)])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,11 +89,12 @@ def main(argv: list[str] | None = None) -> int:
     missing = next((path for path in [*args.models, args.data] if not Path(path).is_dir()), None)
     if missing is not None:
         parser.error(f"{missing}: not a folder")
+    torch.set_grad_enabled(False)
     records = load_dataset(args.data, split="test").select(range(args.n))
     for path in args.models:
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path, attn_implementation="eager", dtype=torch.float32).eval()
-        print(table(path, model, tokenizer, records), end="\n\n")
+        print(report(path, model, tokenizer, records), end="\n\n")
     return 0
 
 
