@@ -2,7 +2,7 @@
 embeddings are? Measured on the test records of an MCQ corpus whose distractors the context does not
 mention (levels 1 and 2).
 
-    python bench/mcq_attention.py zoo/mcq-l1-nano-cool --data zoo-build/corpora/mcq-l1 -n 2000
+    python bench/mcq_attention.py zoo/mcq-l1-nano-h16 --data zoo-build/corpora/mcq-l1 -n 2000
 
 Per checkpoint, its label accuracy on those records and two markdown tables. First, for each layer
 and head, the mean attention from the gold option's word (in the option list) to that word's earlier
