@@ -310,6 +310,16 @@ def _run_chunk(bounds: tuple[int, int]) -> _Chunk:
     return _Chunk(reasons, hashes, table(records, schema), strata, allowed)
 
 
+def settle(in_flight, workers: list) -> None:
+    """Wait until every chunk handed out has arrived, while all `workers` live. Pool.terminate stops
+    reading results and then waits for the lock a worker holds while it writes one: a chunk still being
+    written then hangs the build (seen in CI). A worker that died (SIGTERM to the process group) writes
+    nothing, so then there is nothing to wait for."""
+    for result in in_flight:
+        while not result.ready() and all(worker.is_alive() for worker in workers):
+            result.wait(0.1)
+
+
 def _chunks(config: Config, schema: pa.Schema, num_proc: int, wanted: Callable[[], int]) -> Iterator[_Chunk]:
     """The chunks of indices 0, 1, 2, ... in order, computed by `num_proc` workers. `wanted()` is how many
     more records the caller still needs: near the end no more indices are handed out than that (with a
@@ -325,11 +335,12 @@ def _chunks(config: Config, schema: pa.Schema, num_proc: int, wanted: Callable[[
 
     pa.array([0])  # pyarrow's first conversion imports pandas (0.5-1 s): once here, not again in every worker
     pool = None
+    in_flight: collections.deque = collections.deque()
     try:
         with signals_blocked():  # an interrupt while forking would leave workers behind
             pool = multiprocessing.get_context("fork").Pool(num_proc, initializer=_init_worker,
                                                             initargs=(config.make, schema, True))
-        in_flight: collections.deque = collections.deque()
+            forked = multiprocessing.active_children()
         while True:
             while len(in_flight) < num_proc * 3 and (not in_flight or len(in_flight) * config.chunk < wanted() * 1.25):
                 in_flight.append(pool.apply_async(_run_chunk, (next(bounds),)))
@@ -337,5 +348,6 @@ def _chunks(config: Config, schema: pa.Schema, num_proc: int, wanted: Callable[[
     finally:  # done, failed or interrupted: no worker outlives the build
         if pool is not None:
             with signals_blocked():
+                settle(in_flight, forked)
                 pool.terminate()
                 pool.join()
