@@ -193,3 +193,28 @@ def test_a_corpus_regenerated_in_place_is_not_read_from_a_stale_cache(tmp_path):
     names = sorted(p.name for p in (tmp_path / "out" / "data" / "sums").iterdir())
     fingerprint = names[0].split("-")[1]
     assert names == [f"{s}-{fingerprint}-00000-of-00001.parquet" for s in ("test", "train", "validation")]
+
+
+def _slow_item(done_dir: str, chunk: int, index: int) -> Candidate:
+    """An item that takes 10 ms; the last item of each chunk leaves a file behind once it is made."""
+    import time
+
+    time.sleep(0.01)
+    if index % chunk == chunk - 1:
+        open(os.path.join(done_dir, str(index // chunk)), "w").close()
+    return Candidate({"text": str(index) * 2000}, prompt_key=str(index), group_key=str(index))
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="a pool needs two CPUs")
+def test_closing_a_parallel_build_early_lets_every_handed_out_chunk_arrive(tmp_path):
+    # Pool.terminate hangs if a worker is still writing a chunk when the pool stops reading results;
+    # so the builder lets every chunk it handed out (3 per worker) arrive before it ends the pool
+    from cards.corpus import _chunks
+
+    chunk = 8
+    config = Config("c", functools.partial(_slow_item, str(tmp_path), chunk), {"train": 10_000}, chunk=chunk)
+    chunks = _chunks(config, pa.schema([("text", pa.string())]), 2, lambda: 10_000)
+    first = next(chunks)
+    chunks.close()
+    assert len(first.reasons) == chunk
+    assert sorted(int(name) for name in os.listdir(tmp_path)) == list(range(6))
