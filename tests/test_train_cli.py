@@ -190,7 +190,8 @@ def test_killed_and_resumed_run_ends_with_the_same_weights(corpora, tmp_path, cl
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert [e["step"] for e in loop.read_log(resumed) if "loss" in e] == list(range(1, 9))
     assert losses(resumed) == losses(straight)
-    assert json.loads((resumed / "training_args.json").read_text())["seconds"] > 1000  # all attempts counted
+    # all attempts counted; >= since seconds are rounded to 0.1 and the resumed attempt may be shorter
+    assert json.loads((resumed / "training_args.json").read_text())["seconds"] >= 1000
 
 
 def test_python_entry_point_and_a_corpus_without_metadata(tmp_path):
