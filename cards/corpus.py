@@ -310,13 +310,13 @@ def _run_chunk(bounds: tuple[int, int]) -> _Chunk:
     return _Chunk(reasons, hashes, table(records, schema), strata, allowed)
 
 
-def settle(in_flight, workers: list) -> None:
-    """Wait until every chunk handed out has arrived, while all `workers` live. Pool.terminate stops
+def _settle(in_flight, forked: list) -> None:
+    """Wait until every chunk handed out has arrived, while all `forked` workers live. Pool.terminate stops
     reading results and then waits for the lock a worker holds while it writes one: a chunk still being
     written then hangs the build (seen in CI). A worker that died (SIGTERM to the process group) writes
     nothing, so then there is nothing to wait for."""
     for result in in_flight:
-        while not result.ready() and all(worker.is_alive() for worker in workers):
+        while not result.ready() and all(worker.is_alive() for worker in forked):
             result.wait(0.1)
 
 
@@ -348,6 +348,6 @@ def _chunks(config: Config, schema: pa.Schema, num_proc: int, wanted: Callable[[
     finally:  # done, failed or interrupted: no worker outlives the build
         if pool is not None:
             with signals_blocked():
-                settle(in_flight, forked)
+                _settle(in_flight, forked)
                 pool.terminate()
                 pool.join()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import os
 import random
+import time
 from dataclasses import dataclass
 
 import datasets
@@ -197,8 +198,6 @@ def test_a_corpus_regenerated_in_place_is_not_read_from_a_stale_cache(tmp_path):
 
 def _slow_item(done_dir: str, chunk: int, index: int) -> Candidate:
     """An item that takes 10 ms; the last item of each chunk leaves a file behind once it is made."""
-    import time
-
     time.sleep(0.01)
     if index % chunk == chunk - 1:
         open(os.path.join(done_dir, str(index // chunk)), "w").close()
