@@ -10,6 +10,8 @@ occurrences in the context, beside the mean attention from a distractor's word t
 a duplicate-token head has the first near 1 and the second near 0; a head that reads a context
 position whatever the option is has the two alike. Second, label accuracy in five equal groups of
 records, ranked by the cosine between the gold word's input embedding and its nearest distractor's.
+Label accuracy is the share of records whose gold label continuation is the most likely, as zoo-eval
+scores choices.
 """
 
 from __future__ import annotations
@@ -42,12 +44,22 @@ def measure(model, tokenizer, record) -> dict:
     copies = [i for i in range(context) if ids[i] == ids[gold]]
     distractors = [w for i, w in enumerate(words) if i != record["answer"]]
     embeddings = torch.nn.functional.normalize(model.get_input_embeddings().weight[[ids[w] for w in words]], dim=-1)
-    labels = [tokenizer.encode(" " + label, add_special_tokens=False)[0] for label in record["labels"]]
+    continuations = [tokenizer.encode(" " + label, add_special_tokens=False) for label in record["labels"]]
     return {"to_copies": attention[:, :, gold, copies].sum(-1),
             "distracted": attention[:, :, distractors][..., copies].sum(-1).mean(-1),
             "cosine": max(float(embeddings[record["answer"]] @ embeddings[i])
                           for i in range(len(words)) if i != record["answer"]),
-            "correct": int(out.logits[0, -1, labels].argmax()) == record["answer"]}
+            "correct": int(choice_logprobs(model, ids, continuations).argmax()) == record["answer"]}
+
+
+def choice_logprobs(model, ids: list[int], continuations: list[list[int]]) -> torch.Tensor:
+    """Log-probability of each label's continuation after the prompt, summed over its tokens, as zoo-eval
+    scores choices (a label such as ` C` may be two tokens for a tokenizer trained on level 1's A/B)."""
+    scores = []
+    for continuation in continuations:
+        logits = model(torch.tensor([ids + continuation])).logits[0, len(ids) - 1:-1]
+        scores.append(logits.log_softmax(-1).gather(-1, torch.tensor(continuation)[:, None]).sum())
+    return torch.stack(scores)
 
 
 def head_table(rows: list[dict]) -> list[str]:
