@@ -10,8 +10,8 @@ occurrences in the context, beside the mean attention from a distractor's word t
 a duplicate-token head has the first near 1 and the second near 0; a head that reads a context
 position whatever the option is has the two alike. Second, label accuracy in five equal groups of
 records, ranked by the cosine between the gold word's input embedding and its nearest distractor's.
-Label accuracy is the share of records whose gold label continuation is the most likely, as zoo-eval
-scores choices.
+Label accuracy is zoo-eval's (`train.evaluate.choice_logprobs`): the gold label's continuation is the
+most likely (a label such as ` C` may be two tokens for a tokenizer trained on level 1's A and B).
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ import torch
 from datasets import load_dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from cards.generator import get
+from train.evaluate import choice_logprobs
+
 
 def word_positions(offsets, prompt: str, labels, choices) -> list[int]:
     """Token index of each option's word in the option list (the line `L. word`)."""
@@ -33,7 +36,7 @@ def word_positions(offsets, prompt: str, labels, choices) -> list[int]:
 
 def measure(model, tokenizer, record) -> dict:
     """Heads' attention gold word -> its earlier copies and distractor words -> those copies; the largest
-    cosine between the gold word's input embedding and a distractor's; whether the model picks the gold."""
+    cosine between the gold word's input embedding and a distractor's."""
     encoded = tokenizer(record["prompt"], return_offsets_mapping=True)
     ids = encoded["input_ids"]
     words = word_positions(encoded["offset_mapping"], record["prompt"], record["labels"], record["choices"])
@@ -44,22 +47,10 @@ def measure(model, tokenizer, record) -> dict:
     copies = [i for i in range(context) if ids[i] == ids[gold]]
     distractors = [w for i, w in enumerate(words) if i != record["answer"]]
     embeddings = torch.nn.functional.normalize(model.get_input_embeddings().weight[[ids[w] for w in words]], dim=-1)
-    continuations = [tokenizer.encode(" " + label, add_special_tokens=False) for label in record["labels"]]
     return {"to_copies": attention[:, :, gold, copies].sum(-1),
             "distracted": attention[:, :, distractors][..., copies].sum(-1).mean(-1),
             "cosine": max(float(embeddings[record["answer"]] @ embeddings[i])
-                          for i in range(len(words)) if i != record["answer"]),
-            "correct": int(choice_logprobs(model, ids, continuations).argmax()) == record["answer"]}
-
-
-def choice_logprobs(model, ids: list[int], continuations: list[list[int]]) -> torch.Tensor:
-    """Log-probability of each label's continuation after the prompt, summed over its tokens, as zoo-eval
-    scores choices (a label such as ` C` may be two tokens for a tokenizer trained on level 1's A/B)."""
-    scores = []
-    for continuation in continuations:
-        logits = model(torch.tensor([ids + continuation])).logits[0, len(ids) - 1:-1]
-        scores.append(logits.log_softmax(-1).gather(-1, torch.tensor(continuation)[:, None]).sum())
-    return torch.stack(scores)
+                          for i in range(len(words)) if i != record["answer"])}
 
 
 def head_table(rows: list[dict]) -> list[str]:
@@ -87,6 +78,9 @@ def similarity_table(rows: list[dict], groups: int = 5) -> list[str]:
 
 def report(name: str, model, tokenizer, records) -> str:
     rows = [measure(model, tokenizer, record) for record in records]
+    scores = choice_logprobs(model, tokenizer, records, get("mcq").view, batch_size=64, progress=False)
+    for row, record, options in zip(rows, records, scores):
+        row["correct"] = max(range(len(options)), key=options.__getitem__) == record["answer"]
     accuracy = sum(r["correct"] for r in rows) / len(rows)
     return "\n".join([f"{name}: label accuracy {accuracy:.3f} on {len(rows)} records", "", *head_table(rows), "",
                       *similarity_table(rows)])

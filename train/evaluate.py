@@ -26,7 +26,6 @@ generate calls for 300 prompts, now 5: the same completions, 6x faster).
 from __future__ import annotations
 
 import itertools
-from collections import defaultdict
 
 import torch
 from tqdm.auto import tqdm
@@ -157,16 +156,24 @@ def prediction_rows(records, outputs: list, view: TrainingView) -> list[dict]:
             for n, (r, o) in enumerate(zip(records, outputs)) if o is not None]
 
 
-@torch.no_grad()
 def choice_scores(model, tokenizer, records, view: TrainingView, batch_size: int, progress: bool) -> dict:
     """Accuracy of the most likely choice and mean probability of the gold one among the choices."""
+    correct, gold_prob = [], []
+    for record, scores in zip(records, choice_logprobs(model, tokenizer, records, view, batch_size, progress)):
+        gold, options = view.choices(record)[1], torch.tensor(scores)
+        correct.append(int(options.argmax()) == gold)
+        gold_prob.append(float(options.softmax(0)[gold]))
+    return {"label_accuracy": _mean(correct), "gold_probability": _mean(gold_prob)}
+
+
+@torch.no_grad()
+def choice_logprobs(model, tokenizer, records, view: TrainingView, batch_size: int, progress: bool) -> list[list[float]]:
+    """Per record, the log-likelihood of each choice's continuation after the prompt (summed over its tokens)."""
     ids = token_ids(tokenizer)
-    rows, owners, golds = [], [], []  # one row per (record, choice): prompt + continuation ids, continuation length
+    rows, owners = [], []  # one row per (record, choice): prompt + continuation ids, continuation length
     prompts = prompt_ids(ids, view, [view.pieces(r)[0] for r in records])
     for n, (record, prompt) in enumerate(zip(records, prompts)):
-        continuations, gold = view.choices(record)
-        golds.append(gold)
-        for cont in ids(continuations):
+        for cont in ids(view.choices(record)[0]):
             rows.append((prompt + cont, len(cont)))
             owners.append(n)
     scores = [0.0] * len(rows)
@@ -185,15 +192,10 @@ def choice_scores(model, tokenizer, records, view: TrainingView, batch_size: int
             end, cont = len(rows[i][0]), rows[i][1]
             logprobs = logits[j, end - cont - 1:end - 1].float().log_softmax(-1)
             scores[i] = logprobs.gather(-1, batch[j, end - cont:end, None].to(device)).sum().item()
-    per_record = defaultdict(list)
+    per_record = [[] for _ in prompts]
     for owner, value in zip(owners, scores):
         per_record[owner].append(value)
-    correct, gold_prob = [], []
-    for n, gold in enumerate(golds):
-        options = torch.tensor(per_record[n])
-        correct.append(int(options.argmax()) == gold)
-        gold_prob.append(float(options.softmax(0)[gold]))
-    return {"label_accuracy": _mean(correct), "gold_probability": _mean(gold_prob)}
+    return per_record
 
 
 def batches(lengths: list[int], batch_size: int, keys: list | None = None) -> list[list[int]]:
