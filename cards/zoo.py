@@ -471,12 +471,13 @@ def markdown_listing(items: list[dict]) -> str:
 
 
 def contrast_tables(entries: list[dict]) -> list[str]:
-    """For each multiplication size with two or more built objectives, a markdown table comparing them
-    (exact match, digit accuracy, accuracy per answer digit, steps, minutes)."""
+    """For each multiplication size with two or more objectives trained from scratch, a markdown table
+    comparing them (exact match, digit accuracy, accuracy per answer digit, steps, minutes). Fine-tuned
+    entries (LN-free twins, continuations) are left out: their steps add to their base's."""
     from cards.card import markdown_table
 
     tables = []
-    entries = [e for e in entries if e["objective"] != "remove-norm"]  # twins: their own card compares them
+    entries = [e for e in entries if not _base(e)]
     for level in sorted({e["level"] for e in entries if e["task"] == "multmath"}):
         group = sorted((e for e in entries if e["task"] == "multmath" and e["level"] == level),
                        key=lambda e: ("aux", "nocot", "icot").index(e["objective"]) if e["objective"] in

@@ -231,6 +231,20 @@ def test_a_fine_tuned_entry_has_the_size_of_its_base(tmp_path, capsys):
     assert re.search(r"^loop .* - ", capsys.readouterr().out, re.M)  # a base that is itself: no size, no hang
 
 
+def test_contrast_tables_compare_only_runs_trained_from_scratch():
+    def run(name, objective, base=None):
+        command = f"zoo-train --data mm --out {name}" + (f" --base {base}" if base else "")
+        return an_entry(name=name, task="multmath", level="3x3", objective=objective, train_command=command,
+                        metrics={"split": "test", "n": 8, "exact_match": 0.5, "digit_accuracy": 0.9})
+
+    entries = [run("m-aux", "aux"), run("m-nocot", "nocot"), run("m-aux-long", "aux", base="m-aux"),
+               run("m-aux-lnfree", "remove-norm", base="m-aux")]
+    [table] = zoo.contrast_tables(entries)
+    assert "`m-aux` | aux" in table and "`m-nocot` | nocot" in table
+    assert "m-aux-long" not in table and "m-aux-lnfree" not in table
+    assert zoo.contrast_tables(entries[:1] + entries[2:]) == []  # one objective from scratch: nothing to compare
+
+
 def an_entry(**changes) -> dict:
     """A valid registry entry, with `changes`."""
     entry = {"name": "m", "repo_id": "org/m", "revision": None, "published": False, "task": "mcq", "level": "level1",
